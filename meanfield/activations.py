@@ -1,0 +1,35 @@
+r"""Activation functions s of eq. (1), by name.
+
+=========  ==========================  =============================
+name       s(z)                        s'(z)
+=========  ==========================  =============================
+relu       max(z, 0)                   1{z > 0}
+sigmoid    1 / (1 + e^{-z})            s (1 - s)
+tanh       tanh z                      1 - tanh^2 z
+softplus   log(1 + e^z)                sigmoid(z)
+erf        erf z                       (2 / sqrt(pi)) e^{-z^2}
+linear     z                           1
+=========  ==========================  =============================
+
+The compiled implementations live in :mod:`meanfield.kernels.elementwise`.
+"""
+
+import numpy as np
+
+from .kernels import elementwise as _k
+
+IDS = {"relu": _k.RELU, "sigmoid": _k.SIGMOID, "tanh": _k.TANH,
+       "softplus": _k.SOFTPLUS, "erf": _k.ERF, "linear": _k.LINEAR}
+NAMES = tuple(IDS)
+
+
+def value(name: str, z) -> np.ndarray:
+    """Activation ``name`` applied elementwise to ``z``."""
+    k = IDS[name]
+    return np.vectorize(lambda t: _k.act_value(k, t), otypes=[float])(np.asarray(z, float))
+
+
+def derivative(name: str, z) -> np.ndarray:
+    """Derivative of activation ``name`` applied elementwise to ``z``."""
+    k = IDS[name]
+    return np.vectorize(lambda t: _k.act_deriv(k, t), otypes=[float])(np.asarray(z, float))

@@ -1,0 +1,127 @@
+"""The ``meanfield`` command line.
+
+::
+
+    meanfield run CONFIG.toml [-o OUT.h5] [--set section.key=value ...] [--overwrite] [--quiet]
+    meanfield info OUT.h5
+    meanfield demo [-o DIR]
+
+Bad input (config keys and values, data files, output paths) prints one line
+``meanfield: error: ...`` naming what is wrong and exits with status 2; a
+diverged run exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+EXIT_DIVERGED = 1
+EXIT_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as the same one-line message and exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_INPUT, f"meanfield: error: {message}\n")
+
+
+def _show_progress(args) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def cmd_run(args) -> int:
+    from .config import Config
+    from .dynamics import simulate
+    config = Config.from_toml(args.config, args.set)
+    out = Path(args.output) if args.output else Path(Path(args.config).stem + ".h5")
+    run = simulate(config, out=out, progress=_show_progress(args), overwrite=args.overwrite)
+    if run.status == "diverged":
+        print(f"meanfield: run diverged: {run.message} (file: {out})", file=sys.stderr)
+        return EXIT_DIVERGED
+    if not args.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+def format_info(run) -> str:
+    """Human-readable summary of a run: header, status, snapshots, last observables."""
+    p = run.parameters
+    lines = [
+        f"file        {run.path}",
+        f"status      {run.status}" + (f" ({run.message})" if run.message else ""),
+        f"model       m={p['m']} d={p['d']} activation={p['activation']} bias={p['bias']}",
+        f"scaling     regime={p['regime']} alpha={p['alpha']:g} tau={p['tau']:g} "
+        f"symmetric={p['symmetric']}",
+        f"training    {p['algorithm']} lr={p['lr']:g} steps={p['steps']} "
+        f"weight_decay={p['weight_decay']:g} loss={p['loss']} seed={p['seed']}",
+    ]
+    steps = run.steps
+    last = f", last step {steps[-1]} (t={run.times[-1]:g})" if len(steps) else ""
+    lines.append(f"snapshots   {len(steps)}{last}")
+    lines.append("observables (last recorded value)")
+    for name in run.observable_names:
+        obs = run.observable(name)
+        if len(obs.step):
+            lines.append(f"  {name:<14} {obs.value[-1]:<12.6g} step {obs.step[-1]}")
+        else:
+            lines.append(f"  {name:<14} (none yet)")
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    from .storage import open_run
+    with open_run(args.file) as run:
+        print(format_info(run))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import demo
+    h5, png = demo(Path(args.output), progress=_show_progress(args))
+    print(f"wrote {h5}\nwrote {png}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="meanfield", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="simulate one config and write its HDF5 file")
+    p.add_argument("config", help="TOML file describing the run")
+    p.add_argument("-o", "--output", help="output file (default: CONFIG's name with .h5)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("info", help="summarise a run file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="a small mean-field teacher-student run with a figure")
+    p.add_argument("-o", "--output", default="data", help="folder for demo.h5 and demo.png")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"meanfield: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("meanfield: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,170 @@
+r"""The integrators: full-batch GD and SGD (with weight decay and Langevin noise).
+
+Every algorithm is the Euler scheme of the Wasserstein gradient flow of J
+(eqs. 2-3 of the design contract),
+
+.. math:: P_{k+1} = P_k + \eta\, v(P_k) + \sqrt{2 \eta T}\, \xi_k, \qquad t = \eta k,
+
+where v is the velocity on the full training set (``gd``) or on a fresh
+sample of ``batch_size`` points (``sgd``: fresh teacher samples for
+teacher-student data, minibatches drawn with replacement otherwise).
+:func:`simulate` drives the compiled loop
+(:func:`meanfield.kernels.train_chunk`) chunk by chunk and writes the file.
+
+Random streams: the seed spawns three independent streams (data, init,
+training), so the data and teacher of a seed do not depend on m or on the
+dynamics; each chunk draws its own Numba seed from the training stream.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from .activations import IDS as ACT_IDS
+from .config import Config
+from .data import Dataset, make_dataset
+from .kernels import GD, SGD, train_chunk
+from .losses import IDS as LOSS_IDS
+from .observables import NAMES, measure
+from .scaling import init_particles
+from .storage import RunWriter
+
+WORK_PER_CHUNK = 5e7
+"""Target n * m * D work of one compiled chunk (bounds the time between progress updates)."""
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """The scalar description of a run's dynamics, as the kernels take it."""
+
+    act: int
+    loss: int
+    alpha: float
+    lam: float
+    lr: float
+    temperature: float
+    algorithm: int
+    batch: int
+    tact: int
+    sphere: bool
+    noise: float
+    fresh: bool
+
+    @classmethod
+    def from_config(cls, config: Config, data: Dataset) -> "Dynamics":
+        tr, dc = config.train, config.data
+        return cls(
+            act=ACT_IDS[config.model.activation], loss=LOSS_IDS[config.loss.name],
+            alpha=config.alpha, lam=tr.weight_decay, lr=tr.lr, temperature=tr.temperature,
+            algorithm=GD if tr.algorithm == "gd" else SGD, batch=tr.batch_size,
+            tact=ACT_IDS[dc.teacher_activation], sphere=dc.input == "sphere",
+            noise=dc.noise, fresh=data.teacher is not None)
+
+
+def seed_streams(seed: int):
+    """Independent generators (data, init, training) derived from ``seed``."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
+
+
+def chunk_length(config: Config) -> int:
+    """Steps per compiled chunk: about ``WORK_PER_CHUNK`` work, a multiple of ``record.every``.
+
+    A function of the config only, so chunk boundaries (and with them the
+    random draws) are the same in every run of the config.
+    """
+    m, D = config.model.m, config.dim
+    n = config.data.n_train if config.train.algorithm == "gd" else config.train.batch_size
+    every = config.record.every
+    raw = max(1, int(WORK_PER_CHUNK // (n * m * D)))
+    return max(every, raw - raw % every)
+
+
+def _next_boundary(k: int, config: Config, chunk: int) -> int:
+    steps = config.train.steps
+    nxt = [steps, (k // chunk + 1) * chunk]
+    snap = config.record.snapshot_every
+    nxt.append((k // snap + 1) * snap)
+    return min(nxt)
+
+
+def simulate(config: Config, out=None, data: Dataset | None = None, callback=None,
+             progress: bool = False, overwrite: bool = False):
+    """Run ``config`` and store it; return the :class:`~meanfield.storage.Run`.
+
+    Parameters
+    ----------
+    config : Config
+    out : path or None
+        The HDF5 file to write (must not exist unless ``overwrite``); None
+        keeps the run in memory.
+    data : Dataset, optional
+        User arrays to train on instead of the data described by ``config``.
+    callback : callable, optional
+        ``callback(step, P)`` after every chunk (P must not be modified).
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    Run
+        With status ``completed``, or ``diverged`` when the risk blew up.
+
+    Examples
+    --------
+    >>> cfg = Config.from_dict({"model": {"m": 16}, "train": {"steps": 100}})
+    >>> run = simulate(cfg)
+    >>> run.status
+    'completed'
+    """
+    data_rng, init_rng, train_rng = seed_streams(config.run.seed)
+    if data is None:
+        data = make_dataset(config, data_rng)
+    data = data.validated(config)
+    dyn = Dynamics.from_config(config, data)
+    P = init_particles(config, init_rng)
+    P0 = P.copy()
+    writer = RunWriter.create(out, config, data, P0, NAMES, overwrite=overwrite)
+    T = data.teacher if data.teacher is not None else np.zeros((1, config.data.d + 1))
+    steps, every, snap = config.train.steps, config.record.every, config.record.snapshot_every
+    chunk = chunk_length(config)
+    bar = tqdm(total=steps, disable=not progress, unit="step", file=sys.stderr, leave=False)
+    k, status, message = 0, "completed", ""
+    try:
+        while k < steps:
+            end = _next_boundary(k, config, chunk)
+            first = -(-k // every) * every
+            rec_steps = np.arange(first, end, every)
+            obs = np.empty((len(rec_steps), len(NAMES)))
+            nsteps = end - k
+            done = train_chunk(
+                P, P0, data.x_train, data.y_train, data.x_test, data.y_test, T, dyn.tact,
+                dyn.sphere, dyn.noise, dyn.fresh, dyn.algorithm, dyn.batch, dyn.act, dyn.loss,
+                dyn.alpha, dyn.lam, dyn.lr, dyn.temperature,
+                int(train_rng.integers(2**63)), k, nsteps, every, obs)
+            n_rec = int(np.count_nonzero(rec_steps < k + done))
+            writer.observables(NAMES, rec_steps[:n_rec], obs[:n_rec])
+            k += done
+            bar.update(done)
+            if done < nsteps:
+                status = "diverged"
+                message = f"training loss became non-finite or exploded at step {k}"
+                break
+            if k % snap == 0 or k == steps:
+                writer.snapshot(k, P)
+            writer.flush()
+            if callback is not None:
+                callback(k, P)
+        if status == "completed":
+            writer.observables(NAMES, [k], measure(P, P0, data, dyn)[None])
+        else:
+            writer.snapshot(k, P)
+    except BaseException as exc:
+        bar.close()
+        writer.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    bar.close()
+    return writer.finish(status, message)

@@ -1,0 +1,80 @@
+"""Scalar activation and loss functions, dispatched on integer ids inside Numba code.
+
+The ids are the single source of truth for the names in
+:mod:`meanfield.activations` and :mod:`meanfield.losses`.
+"""
+
+import math
+
+from numba import njit
+
+RELU, SIGMOID, TANH, SOFTPLUS, ERF, LINEAR = 0, 1, 2, 3, 4, 5
+SQUARED, LOGISTIC = 0, 1
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+@njit(cache=True)
+def sigmoid(z):
+    """Logistic function 1 / (1 + e^-z), evaluated without overflow."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
+def softplus(z):
+    """log(1 + e^z), evaluated without overflow."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@njit(cache=True)
+def act_value(k, z):
+    """Activation ``k`` at ``z``."""
+    if k == RELU:
+        return z if z > 0.0 else 0.0
+    if k == SIGMOID:
+        return sigmoid(z)
+    if k == TANH:
+        return math.tanh(z)
+    if k == SOFTPLUS:
+        return softplus(z)
+    if k == ERF:
+        return math.erf(z)
+    return z
+
+
+@njit(cache=True)
+def act_deriv(k, z):
+    """Derivative of activation ``k`` at ``z`` (relu'(0) = 0)."""
+    if k == RELU:
+        return 1.0 if z > 0.0 else 0.0
+    if k == SIGMOID:
+        s = sigmoid(z)
+        return s * (1.0 - s)
+    if k == TANH:
+        t = math.tanh(z)
+        return 1.0 - t * t
+    if k == SOFTPLUS:
+        return sigmoid(z)
+    if k == ERF:
+        return _TWO_OVER_SQRT_PI * math.exp(-z * z)
+    return 1.0
+
+
+@njit(cache=True)
+def loss_value(k, f, y):
+    """Loss ``k``: squared (f - y)^2 / 2 or logistic log(1 + exp(-y f))."""
+    if k == SQUARED:
+        r = f - y
+        return 0.5 * r * r
+    return softplus(-y * f)
+
+
+@njit(cache=True)
+def loss_deriv(k, f, y):
+    """Derivative of loss ``k`` with respect to ``f``."""
+    if k == SQUARED:
+        return f - y
+    return -y * sigmoid(-y * f)

@@ -1,0 +1,326 @@
+"""The run file: HDF5 following H5MD 1.1, plus one ``/meanfield`` group.
+
+::
+
+    /h5md                       attrs version=[1, 1]; groups creator, author
+    /particles/network/box      attrs dimension=D, boundary=["none", ...]
+    /particles/network/position/{step (k,), time (k,), value (k, m, D)}
+    /observables/<name>/{step, time, value}
+    /parameters                 attrs: config (resolved TOML), alpha, m, d, ...
+    /meanfield                  attrs: status, message, format_version
+    /meanfield/data/{x_train, y_train, x_test, y_test}, /meanfield/teacher
+
+A new file is built under a temporary name and renamed into place, then
+reopened in SWMR mode: readers (``open_run``) can follow it while it is
+written, and a killed writer leaves a readable file with status
+``running``.  Time series are chunked along time (chunks <= 1 MiB) and
+grown as the run goes; the ``step`` dataset of a series is extended last,
+and its length is what readers trust, so a half-written record is never
+seen.  This module is the only one that knows the layout.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections import namedtuple
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .config import Config
+from .data import FIELDS, Dataset
+from .errors import InputError
+from .observables import DESCRIPTIONS
+
+FORMAT_VERSION = 1
+STATUSES = ("running", "completed", "diverged", "failed")
+_CHUNK_BYTES = 1 << 20
+_POSITION = "particles/network/position"
+
+Observable = namedtuple("Observable", "step time value")
+"""A recorded time series: integer ``step``, physical ``time`` = lr * step, ``value``."""
+
+
+def _series(group, name, shape, dtype=np.float64):
+    """Create an extendable H5MD time series ``name`` with per-record ``shape``."""
+    g = group.require_group(name)
+    row = int(np.prod(shape, dtype=np.int64)) * 8
+    rows = max(1, min(4096, _CHUNK_BYTES // max(row, 1)))
+    g.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape),
+                     chunks=(rows, *shape), dtype=dtype)
+    g.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(4096,), dtype=np.int64)
+    g.create_dataset("time", shape=(0,), maxshape=(None,), chunks=(4096,), dtype=np.float64)
+    return g
+
+
+def _append(g, steps, times, values):
+    """Append records to a series; ``step`` grows last, so readers never see half a record."""
+    k, r = g["step"].shape[0], len(steps)
+    for name, data in (("value", values), ("time", times), ("step", steps)):
+        ds = g[name]
+        ds.resize(k + r, axis=0)
+        ds[k:k + r] = data
+
+
+def _parameters(config: Config) -> dict:
+    return {
+        "config": config.to_toml(), "alpha": config.alpha, "m": config.model.m,
+        "d": config.data.d, "lr": config.train.lr, "steps": config.train.steps,
+        "weight_decay": config.train.weight_decay, "seed": config.run.seed,
+        "activation": config.model.activation, "loss": config.loss.name,
+        "algorithm": config.train.algorithm, "bias": config.model.bias,
+        "regime": config.scaling.regime, "tau": config.init.tau,
+        "symmetric": config.init.symmetric,
+    }
+
+
+class RunWriter:
+    """Appends a run's snapshots and observables to its file.
+
+    Use :meth:`create`; then :meth:`snapshot`, :meth:`observables`,
+    :meth:`flush` while running and :meth:`finish` at the end.
+    """
+
+    def __init__(self, h5: h5py.File, path: Path | None):
+        self.h5 = h5
+        self.path = path
+        self.lr = float(Config.from_toml_text(h5["parameters"].attrs["config"]).train.lr)
+
+    @classmethod
+    def create(cls, path, config: Config, data: Dataset, P0: np.ndarray,
+               observable_names, overwrite: bool = False) -> "RunWriter":
+        """Write the header, data and step-0 snapshot of a new run file.
+
+        With ``path=None`` the file lives in memory only.  Otherwise it is
+        built as ``.NAME.tmp-PID`` beside ``path`` and renamed into place, so
+        ``path`` never holds a partial header.
+
+        Raises
+        ------
+        InputError
+            if ``path`` exists and ``overwrite`` is false, or its folder
+            cannot be written.
+        """
+        if path is None:
+            h5 = h5py.File(f"meanfield-{id(data)}.h5", "w", driver="core",
+                           backing_store=False, libver="latest")
+            cls._layout(h5, config, data, P0, observable_names)
+            writer = cls(h5, None)
+        else:
+            path = Path(path)
+            if path.exists() and not overwrite:
+                raise InputError(f"output {path} exists (use --overwrite to replace it)")
+            if not path.parent.is_dir():
+                raise InputError(f"output {path}: folder {path.parent} does not exist")
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            try:
+                with h5py.File(tmp, "w", libver="latest") as h5:
+                    cls._layout(h5, config, data, P0, observable_names)
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise InputError(f"output {path}: cannot write ({exc.strerror or exc})") from None
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+            h5 = h5py.File(path, "r+", libver="latest")
+            h5.swmr_mode = True
+            writer = cls(h5, path)
+        writer.snapshot(0, P0)
+        writer.flush()
+        return writer
+
+    @staticmethod
+    def _layout(h5, config, data, P0, observable_names):
+        m, D = P0.shape
+        h5.require_group("h5md").attrs["version"] = np.array([1, 1], dtype=np.int32)
+        creator = h5["h5md"].require_group("creator")
+        creator.attrs["name"], creator.attrs["version"] = "meanfield", __version__
+        h5["h5md"].require_group("author").attrs["name"] = getpass.getuser()
+        box = h5.require_group("particles/network/box")
+        box.attrs["dimension"] = np.int32(D)
+        box.attrs["boundary"] = np.array(["none"] * D, dtype=h5py.string_dtype())
+        _series(h5, _POSITION, (m, D))
+        obs = h5.require_group("observables")
+        for name in observable_names:
+            _series(obs, name, ()).attrs["description"] = DESCRIPTIONS.get(name, "")
+        params = h5.require_group("parameters")
+        for key, value in _parameters(config).items():
+            params.attrs[key] = value
+        mf = h5.require_group("meanfield")
+        mf.attrs["status"] = "running"
+        mf.attrs["message"] = ""
+        mf.attrs["format_version"] = FORMAT_VERSION
+        dg = mf.require_group("data")
+        for name in FIELDS:
+            dg.create_dataset(name, data=getattr(data, name))
+        if data.teacher is not None:
+            mf.create_dataset("teacher", data=data.teacher)
+
+    def snapshot(self, step: int, P: np.ndarray):
+        """Append the particles at ``step``."""
+        _append(self.h5[_POSITION], [step], [step * self.lr], P[None])
+
+    def observables(self, names, steps, values):
+        """Append records ``values[:, q]`` of observable ``names[q]`` at ``steps``."""
+        steps = np.asarray(steps, dtype=np.int64)
+        times = steps * self.lr
+        for q, name in enumerate(names):
+            _append(self.h5["observables"][name], steps, times, values[:, q])
+
+    def flush(self):
+        """Make everything appended so far visible to readers and durable on disk."""
+        self.h5.flush()
+
+    def finish(self, status: str, message: str = "") -> "Run":
+        """Record the final ``status`` (and ``message``), close, and return the :class:`Run`."""
+        if self.path is None:
+            self.h5["meanfield"].attrs.update(status=status, message=message)
+            return Run(self.h5, None)
+        self.h5.close()
+        with h5py.File(self.path, "r+", libver="latest") as h5:
+            h5["meanfield"].attrs.update(status=status, message=message)
+        return open_run(self.path)
+
+
+class Run:
+    """Lazy, read-only view of a run file.
+
+    Attributes read on demand: ``config``, ``status``, ``steps``/``times``
+    (of the particle snapshots), ``particles(k)``, ``observable(name)``,
+    ``data``, ``teacher``, ``parameters``.  Files still being written are
+    followed: every read sees the records completed so far.
+
+    Examples
+    --------
+    >>> run = open_run("data/demo.h5")          # doctest: +SKIP
+    >>> obs = run.observable("test_loss")       # doctest: +SKIP
+    >>> obs.time[-1], obs.value[-1]             # doctest: +SKIP
+    """
+
+    def __init__(self, h5: h5py.File, path):
+        self._h5 = h5
+        self.path = path
+
+    # ------------------------------------------------------------ plumbing
+    def _ds(self, name):
+        ds = self._h5[name]
+        if self._h5.swmr_mode:
+            ds.refresh()
+        return ds
+
+    def _count(self, group):
+        return self._ds(f"{group}/step").shape[0]
+
+    def close(self):
+        """Close the underlying HDF5 file."""
+        self._h5.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        where = self.path or "<memory>"
+        return f"<Run {where}: {self.status}, {len(self.steps)} snapshots, alpha={self.alpha:g}>"
+
+    # ------------------------------------------------------------- header
+    @property
+    def parameters(self) -> dict:
+        """The ``/parameters`` attributes (alpha, m, d, lr, seed, activation, ...)."""
+        return {k: (v.item() if isinstance(v, np.generic) else v)
+                for k, v in self._h5["parameters"].attrs.items()}
+
+    @property
+    def config_text(self) -> str:
+        """The resolved TOML the run was made from."""
+        return self._h5["parameters"].attrs["config"]
+
+    @property
+    def config(self) -> Config:
+        """The resolved :class:`~meanfield.config.Config` of the run."""
+        return Config.from_toml_text(self.config_text)
+
+    @property
+    def alpha(self) -> float:
+        return float(self._h5["parameters"].attrs["alpha"])
+
+    @property
+    def status(self) -> str:
+        """``running``, ``completed``, ``diverged`` or ``failed``."""
+        return str(self._h5["meanfield"].attrs["status"])
+
+    @property
+    def message(self) -> str:
+        """Why the run stopped, when it did not complete."""
+        return str(self._h5["meanfield"].attrs.get("message", ""))
+
+    # --------------------------------------------------------- trajectory
+    @property
+    def steps(self) -> np.ndarray:
+        """Steps of the particle snapshots."""
+        k = self._count(_POSITION)
+        return self._ds(f"{_POSITION}/step")[:k]
+
+    @property
+    def times(self) -> np.ndarray:
+        """Physical times lr * step of the particle snapshots."""
+        k = self._count(_POSITION)
+        return self._ds(f"{_POSITION}/time")[:k]
+
+    def particles(self, k=-1) -> np.ndarray:
+        """Particles (m, D) of snapshot ``k`` (negative counts from the last), or a slice of them."""
+        n = self._count(_POSITION)
+        idx = range(n)[k]
+        if isinstance(idx, range):
+            return self._ds(f"{_POSITION}/value")[idx.start:idx.stop:idx.step]
+        return self._ds(f"{_POSITION}/value")[idx]
+
+    @property
+    def observable_names(self) -> list:
+        return list(self._h5["observables"])
+
+    def observable(self, name: str) -> Observable:
+        """The recorded series ``name`` as ``Observable(step, time, value)``."""
+        if name not in self._h5["observables"]:
+            raise KeyError(f"no observable {name!r} (have: {', '.join(self.observable_names)})")
+        group = f"observables/{name}"
+        k = self._count(group)
+        return Observable(*(self._ds(f"{group}/{f}")[:k] for f in ("step", "time", "value")))
+
+    # --------------------------------------------------------------- data
+    @property
+    def data(self) -> Dataset:
+        """The training and test data the run used."""
+        g = self._h5["meanfield/data"]
+        return Dataset(**{k: g[k][()] for k in FIELDS}, teacher=self.teacher)
+
+    @property
+    def teacher(self):
+        """Teacher particles (m0, d + 1), rows [a, c], or None."""
+        return self._h5["meanfield/teacher"][()] if "meanfield/teacher" in self._h5 else None
+
+
+def open_run(path) -> Run:
+    """Open a run file for reading (lazily; works while the run is being written).
+
+    Raises
+    ------
+    InputError
+        if ``path`` is missing, unreadable, or not a meanfield run file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        h5 = h5py.File(path, "r", swmr=True)
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    if "meanfield" not in h5 or "format_version" not in h5["meanfield"].attrs:
+        h5.close()
+        raise InputError(f"{path}: not a meanfield run file")
+    return Run(h5, path)

@@ -1,0 +1,390 @@
+"""Naive NumPy reference for the mathematics of ``meanfield`` (DESIGN.md, section 1).
+
+Everything here is written straight from the equations, for clarity rather than speed,
+and deliberately does not import the ``meanfield`` package: the package's kernels are
+tested against this module, and this module is tested against finite differences of
+its own objective (``tests/test_reference.py``).
+
+Conventions
+-----------
+A network is a set of ``m`` particles ``w_i = (a_i, b_i, c_i)`` stored as the rows of a
+float64 array ``P`` of shape ``(m, D)``:
+
+* ``bias=True``:  ``D = d + 2``, columns ``[a (d columns), b, c]``;
+* ``bias=False``: ``D = d + 1``, columns ``[a (d columns), c]``.
+
+Inputs ``X`` have shape ``(n, d)`` and targets ``y`` shape ``(n,)``.
+
+.. math::
+
+    f(x) = \\frac{\\alpha}{m} \\sum_i c_i\\, s(a_i \\cdot x + b_i)
+
+    R(f) = \\frac{1}{n} \\sum_j \\ell(f(x_j), y_j)
+
+    J(P) = \\frac{R(f)}{\\alpha^2} + \\frac{\\lambda}{m} \\sum_i \\frac{|w_i|^2}{2}
+
+    v_i = -m\\, \\nabla_{w_i} J, \\qquad P \\leftarrow P + \\mathrm{lr}\\; v(P)
+
+Writing ``phi(w, x) = c s(a . x + b)`` and ``z_ij = a_i . x_j + b_i``, the chain rule gives
+
+.. math::
+
+    v_i = -\\frac{1}{\\alpha} \\frac{1}{n} \\sum_j \\ell'(f(x_j), y_j)\\,
+          \\nabla_w \\phi(w_i, x_j) \\; - \\; \\lambda w_i,
+
+    \\nabla_a \\phi = c\\, s'(z)\\, x, \\quad
+    \\nabla_b \\phi = c\\, s'(z), \\quad
+    \\nabla_c \\phi = s(z).
+"""
+
+import numpy as np
+from scipy.special import erf, expit
+
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "split",
+    "forward",
+    "risk",
+    "objective",
+    "velocity",
+    "fd_velocity",
+    "gd",
+    "teacher_forward",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Activations s(z) and their derivatives s'(z)
+# --------------------------------------------------------------------------------------
+
+def _relu(z):
+    return np.maximum(z, 0.0)
+
+
+def _relu_prime(z):
+    # Convention: relu'(0) = 0, i.e. the derivative is the indicator 1{z > 0}.
+    return (z > 0.0).astype(np.float64)
+
+
+def _sigmoid(z):
+    return expit(z)
+
+
+def _sigmoid_prime(z):
+    s = expit(z)
+    return s * (1.0 - s)
+
+
+def _tanh(z):
+    return np.tanh(z)
+
+
+def _tanh_prime(z):
+    t = np.tanh(z)
+    return 1.0 - t * t
+
+
+def _softplus(z):
+    # log(1 + e^z), computed without overflow.
+    return np.logaddexp(0.0, z)
+
+
+def _softplus_prime(z):
+    return expit(z)
+
+
+def _erf(z):
+    return erf(z)
+
+
+def _erf_prime(z):
+    return 2.0 / np.sqrt(np.pi) * np.exp(-z * z)
+
+
+def _linear(z):
+    return np.asarray(z, dtype=np.float64) * 1.0
+
+
+def _linear_prime(z):
+    return np.ones_like(z, dtype=np.float64)
+
+
+#: name -> (s, s'), both elementwise on float64 arrays.
+ACTIVATIONS = {
+    "relu": (_relu, _relu_prime),
+    "sigmoid": (_sigmoid, _sigmoid_prime),
+    "tanh": (_tanh, _tanh_prime),
+    "softplus": (_softplus, _softplus_prime),
+    "erf": (_erf, _erf_prime),
+    "linear": (_linear, _linear_prime),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Losses l(f, y) and their derivatives dl/df
+# --------------------------------------------------------------------------------------
+
+def _squared(f, y):
+    return 0.5 * (f - y) ** 2
+
+
+def _squared_prime(f, y):
+    return f - y
+
+
+def _logistic(f, y):
+    # log(1 + exp(-y f)), computed without overflow.
+    return np.logaddexp(0.0, -y * f)
+
+
+def _logistic_prime(f, y):
+    # d/df log(1 + exp(-y f)) = -y * sigmoid(-y f)
+    return -y * expit(-y * f)
+
+
+#: name -> (loss(f, y), dloss/df(f, y)), both elementwise.
+LOSSES = {
+    "squared": (_squared, _squared_prime),
+    "logistic": (_logistic, _logistic_prime),
+}
+
+
+# --------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------
+
+def split(P, d, bias):
+    """Split a particle array into its input weights, biases and output weights.
+
+    Parameters
+    ----------
+    P : ndarray, shape (m, D)
+        Particles; ``D = d + 2`` with columns ``[a, b, c]`` if ``bias`` else
+        ``D = d + 1`` with columns ``[a, c]``.
+    d : int
+        Input dimension.
+    bias : bool
+        Whether the particles carry a bias column.
+
+    Returns
+    -------
+    A : ndarray, shape (m, d)
+        Input weights ``a_i``.
+    b : ndarray, shape (m,)
+        Biases ``b_i`` (zeros when ``bias`` is False).
+    c : ndarray, shape (m,)
+        Output weights ``c_i``.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    expected = d + 2 if bias else d + 1
+    if P.ndim != 2 or P.shape[1] != expected:
+        raise ValueError(f"P has shape {P.shape}, expected (m, {expected})")
+    A = P[:, :d]
+    b = P[:, d] if bias else np.zeros(P.shape[0])
+    c = P[:, -1]
+    return A, b, c
+
+
+def _preactivations(P, X, bias):
+    """Return ``Z[i, j] = a_i . x_j + b_i`` (shape (m, n)) and the split of ``P``."""
+    X = np.asarray(X, dtype=np.float64)
+    d = X.shape[1]
+    A, b, c = split(P, d, bias)
+    Z = A @ X.T + b[:, None]
+    return Z, A, b, c
+
+
+def forward(P, X, activation, alpha, bias):
+    """Network output ``f(x) = (alpha / m) sum_i c_i s(a_i . x + b_i)``.
+
+    Parameters
+    ----------
+    P : ndarray, shape (m, D)
+        Particles.
+    X : ndarray, shape (n, d)
+        Inputs.
+    activation : str
+        Key of :data:`ACTIVATIONS`.
+    alpha : float
+        Output scale.
+    bias : bool
+        Whether ``P`` has a bias column.
+
+    Returns
+    -------
+    f : ndarray, shape (n,)
+    """
+    s, _ = ACTIVATIONS[activation]
+    Z, _, _, c = _preactivations(P, X, bias)
+    m = Z.shape[0]
+    return (alpha / m) * (c @ s(Z))
+
+
+def risk(P, X, y, activation, loss, alpha, bias):
+    """Empirical risk ``R(f) = mean_j loss(f(x_j), y_j)``.
+
+    Parameters
+    ----------
+    P, X, activation, alpha, bias
+        As in :func:`forward`.
+    y : ndarray, shape (n,)
+        Targets (in {-1, +1} for the logistic loss).
+    loss : str
+        Key of :data:`LOSSES`.
+
+    Returns
+    -------
+    R : float
+    """
+    ell, _ = LOSSES[loss]
+    f = forward(P, X, activation, alpha, bias)
+    return float(np.mean(ell(f, np.asarray(y, dtype=np.float64))))
+
+
+def objective(P, X, y, activation, loss, alpha, bias, weight_decay):
+    """Training objective ``J(P) = R(f) / alpha^2 + (lam / m) sum_i |w_i|^2 / 2``.
+
+    Parameters
+    ----------
+    P, X, y, activation, loss, alpha, bias
+        As in :func:`risk`.
+    weight_decay : float
+        ``lam``; the penalty covers every coordinate of every particle (a, b and c).
+
+    Returns
+    -------
+    J : float
+    """
+    P = np.asarray(P, dtype=np.float64)
+    m = P.shape[0]
+    R = risk(P, X, y, activation, loss, alpha, bias)
+    penalty = (weight_decay / m) * 0.5 * np.sum(P * P)
+    return float(R / alpha**2 + penalty)
+
+
+def velocity(P, X, y, activation, loss, alpha, bias, weight_decay):
+    """Particle velocities ``v_i = -m grad_{w_i} J`` from the analytic chain rule.
+
+    With ``g_j = loss'(f(x_j), y_j)`` and ``z_ij = a_i . x_j + b_i``:
+
+    * ``v_a_i = -(1/alpha) mean_j g_j c_i s'(z_ij) x_j - lam a_i``
+    * ``v_b_i = -(1/alpha) mean_j g_j c_i s'(z_ij)     - lam b_i``  (if bias)
+    * ``v_c_i = -(1/alpha) mean_j g_j s(z_ij)          - lam c_i``
+
+    (The ``alpha / m`` of ``f``, the ``1 / alpha^2`` of ``J`` and the ``-m`` of the
+    velocity combine into ``-1 / alpha``.)
+
+    Parameters
+    ----------
+    P, X, y, activation, loss, alpha, bias, weight_decay
+        As in :func:`objective`.
+
+    Returns
+    -------
+    V : ndarray, shape (m, D)
+    """
+    P = np.asarray(P, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    s, s_prime = ACTIVATIONS[activation]
+    _, ell_prime = LOSSES[loss]
+    n, d = X.shape
+    m = P.shape[0]
+    A, b, c = split(P, d, bias)
+
+    f = forward(P, X, activation, alpha, bias)
+    g = ell_prime(f, y)  # dloss/df at each data point, shape (n,)
+
+    V = np.empty_like(P)
+    for i in range(m):
+        z = X @ A[i] + b[i]  # (n,)
+        # gradient of phi(w_i, x_j) = c_i s(z_ij) with respect to a_i, b_i, c_i
+        grad_a = (c[i] * s_prime(z))[:, None] * X  # (n, d)
+        grad_b = c[i] * s_prime(z)  # (n,)
+        grad_c = s(z)  # (n,)
+        # -m * d/dw_i [R / alpha^2] = -(1/alpha) mean_j g_j grad phi(w_i, x_j)
+        V[i, :d] = -(1.0 / alpha) * np.mean(g[:, None] * grad_a, axis=0)
+        if bias:
+            V[i, d] = -(1.0 / alpha) * np.mean(g * grad_b)
+        V[i, -1] = -(1.0 / alpha) * np.mean(g * grad_c)
+        # -m * d/dw_i [(lam/m) sum |w|^2 / 2] = -lam w_i
+        V[i] -= weight_decay * P[i]
+    return V
+
+
+def fd_velocity(P, X, y, activation, loss, alpha, bias, weight_decay, h=1e-6):
+    """Velocity ``-m grad J`` by central finite differences of :func:`objective`.
+
+    Each entry ``P[i, k]`` is perturbed by ``+-h`` in turn:
+    ``V[i, k] = -m (J(P + h e_ik) - J(P - h e_ik)) / (2 h)``.
+
+    Parameters
+    ----------
+    P, X, y, activation, loss, alpha, bias, weight_decay
+        As in :func:`objective`.
+    h : float, optional
+        Step of the central difference.
+
+    Returns
+    -------
+    V : ndarray, shape (m, D)
+    """
+    P = np.array(P, dtype=np.float64)  # private copy, perturbed in place
+    m = P.shape[0]
+    V = np.empty_like(P)
+    for i in range(P.shape[0]):
+        for k in range(P.shape[1]):
+            saved = P[i, k]
+            P[i, k] = saved + h
+            J_plus = objective(P, X, y, activation, loss, alpha, bias, weight_decay)
+            P[i, k] = saved - h
+            J_minus = objective(P, X, y, activation, loss, alpha, bias, weight_decay)
+            P[i, k] = saved
+            V[i, k] = -m * (J_plus - J_minus) / (2.0 * h)
+    return V
+
+
+def gd(P, X, y, activation, loss, alpha, bias, weight_decay, lr, steps):
+    """Full-batch gradient descent: ``steps`` explicit Euler steps ``P <- P + lr v(P)``.
+
+    Parameters
+    ----------
+    P, X, y, activation, loss, alpha, bias, weight_decay
+        As in :func:`velocity`.
+    lr : float
+        Step size (physical time per step).
+    steps : int
+        Number of steps; the final physical time is ``lr * steps``.
+
+    Returns
+    -------
+    P : ndarray, shape (m, D)
+        The particles after ``steps`` steps (a new array; the input is untouched).
+    """
+    P = np.array(P, dtype=np.float64)
+    for _ in range(int(steps)):
+        P = P + lr * velocity(P, X, y, activation, loss, alpha, bias, weight_decay)
+    return P
+
+
+def teacher_forward(T, X, activation):
+    """Teacher output ``f*(x) = (1/m0) sum_j c_j s(a_j . x)``.
+
+    The teacher is stored like particles without bias (columns ``[a, c]``), with unit-norm
+    ``a_j`` and ``c_j = +-1``; this is ``forward(T, X, activation, alpha=1, bias=False)``.
+
+    Parameters
+    ----------
+    T : ndarray, shape (m0, d + 1)
+        Teacher neurons.
+    X : ndarray, shape (n, d)
+        Inputs.
+    activation : str
+        Key of :data:`ACTIVATIONS` (the teacher's own activation).
+
+    Returns
+    -------
+    f_star : ndarray, shape (n,)
+    """
+    return forward(T, X, activation, alpha=1.0, bias=False)
