@@ -24,12 +24,10 @@ NAMES = tuple(IDS)
 
 
 def value(name: str, z) -> np.ndarray:
-    """Activation ``name`` applied elementwise to ``z``."""
-    k = IDS[name]
-    return np.vectorize(lambda t: _k.act_value(k, t), otypes=[float])(np.asarray(z, float))
+    """Activation ``name`` applied elementwise to ``z`` (any shape)."""
+    return _k.activate(IDS[name], np.ascontiguousarray(z, dtype=np.float64), False)
 
 
 def derivative(name: str, z) -> np.ndarray:
-    """Derivative of activation ``name`` applied elementwise to ``z``."""
-    k = IDS[name]
-    return np.vectorize(lambda t: _k.act_deriv(k, t), otypes=[float])(np.asarray(z, float))
+    """Derivative of activation ``name`` applied elementwise to ``z`` (any shape)."""
+    return _k.activate(IDS[name], np.ascontiguousarray(z, dtype=np.float64), True)

@@ -6,7 +6,8 @@ The ids are the single source of truth for the names in
 
 import math
 
-from numba import njit
+import numpy as np
+from numba import njit, prange
 
 RELU, SIGMOID, TANH, SOFTPLUS, ERF, LINEAR = 0, 1, 2, 3, 4, 5
 SQUARED, LOGISTIC = 0, 1
@@ -78,3 +79,13 @@ def loss_deriv(k, f, y):
     if k == SQUARED:
         return f - y
     return -y * sigmoid(-y * f)
+
+
+@njit(cache=True, parallel=True)
+def activate(k, Z, derivative):
+    """Activation ``k`` (or its derivative) applied elementwise to a C-contiguous array."""
+    out = np.empty_like(Z)
+    z, o = Z.ravel(), out.ravel()
+    for j in prange(z.shape[0]):
+        o[j] = act_deriv(k, z[j]) if derivative else act_value(k, z[j])
+    return out
