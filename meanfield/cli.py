@@ -2,13 +2,14 @@
 
 ::
 
-    meanfield run CONFIG.toml [-o OUT.h5] [--set section.key=value ...] [--overwrite] [--quiet]
+    meanfield run CONFIG.toml [-o OUT.h5] [--set section.key=value ...] [--resume | --overwrite] [--quiet]
     meanfield info OUT.h5
     meanfield demo [-o DIR]
 
 Bad input (config keys and values, data files, output paths) prints one line
 ``meanfield: error: ...`` naming what is wrong and exits with status 2; a
-diverged run exits with status 1.
+diverged run exits with status 1; a run stopped by SIGTERM, SIGINT or SIGUSR1
+writes a checkpoint (``--resume`` continues it) and exits with 128 + signal.
 """
 
 from __future__ import annotations
@@ -36,10 +37,15 @@ def _show_progress(args) -> bool:
 
 def cmd_run(args) -> int:
     from .config import Config
-    from .dynamics import simulate
+    from .dynamics import Interrupted, simulate
     config = Config.from_toml(args.config, args.set)
     out = Path(args.output) if args.output else Path(Path(args.config).stem + ".h5")
-    run = simulate(config, out=out, progress=_show_progress(args), overwrite=args.overwrite)
+    try:
+        run = simulate(config, out=out, progress=_show_progress(args),
+                       overwrite=args.overwrite, resume=args.resume)
+    except Interrupted as exc:
+        print(f"meanfield: {exc} in {out}; continue with --resume", file=sys.stderr)
+        return 128 + exc.signum
     if run.status == "diverged":
         print(f"meanfield: run diverged: {run.message} (file: {out})", file=sys.stderr)
         return EXIT_DIVERGED
@@ -96,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (default: CONFIG's name with .h5)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue OUT from its last checkpoint (start it if it does not exist)")
+    again.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     p.set_defaults(func=cmd_run)
 

@@ -110,10 +110,11 @@ class TrainConfig:
 
 @dataclass
 class RecordConfig:
-    """``[record]``: observables every ``every`` steps, particle snapshots every ``snapshot_every``."""
+    """``[record]``: observables every ``every`` steps, snapshots and checkpoints every ``*_every``."""
 
     every: int = 100
     snapshot_every: int = 1000
+    checkpoint_every: int = 1000
 
 
 @dataclass
@@ -141,6 +142,7 @@ _LIMITS = {
     ("train", "temperature"): (lambda v: v >= 0 and math.isfinite(v), "finite and >= 0"),
     ("record", "every"): (lambda v: v >= 1, ">= 1"),
     ("record", "snapshot_every"): (lambda v: v >= 1, ">= 1"),
+    ("record", "checkpoint_every"): (lambda v: v >= 1, ">= 1"),
     ("run", "seed"): (lambda v: 0 <= v < 2**63, "in [0, 2**63)"),
 }
 

@@ -18,8 +18,11 @@ dynamics; each chunk draws its own Numba seed from the training stream.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -31,7 +34,7 @@ from .kernels import GD, SGD, train_chunk
 from .losses import IDS as LOSS_IDS
 from .observables import NAMES, measure
 from .scaling import init_particles
-from .storage import RunWriter
+from .storage import RunWriter, open_run
 
 WORK_PER_CHUNK = 5e7
 """Target n * m * D work of one compiled chunk (bounds the time between progress updates)."""
@@ -84,34 +87,79 @@ def chunk_length(config: Config) -> int:
 
 
 def _next_boundary(k: int, config: Config, chunk: int) -> int:
-    steps = config.train.steps
-    nxt = [steps, (k // chunk + 1) * chunk]
-    snap = config.record.snapshot_every
-    nxt.append((k // snap + 1) * snap)
-    return min(nxt)
+    """The first step after ``k`` where a chunk must end: chunk length, snapshot, checkpoint, end."""
+    rec = config.record
+    return min(config.train.steps,
+               *((k // every + 1) * every
+                 for every in (chunk, rec.snapshot_every, rec.checkpoint_every)))
+
+
+class Interrupted(Exception):
+    """The run stopped on a signal after writing a checkpoint; ``--resume`` continues it."""
+
+    def __init__(self, signum: int, step: int):
+        self.signum, self.step = signum, step
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name} at step {step}; checkpoint written")
+
+
+class _SignalCatcher:
+    """Turns SIGTERM, SIGINT and SIGUSR1 into a flag checked between chunks (main thread only)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+    def __init__(self):
+        self.caught = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.caught = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
 
 
 def simulate(config: Config, out=None, data: Dataset | None = None, callback=None,
-             progress: bool = False, overwrite: bool = False):
+             progress: bool = False, overwrite: bool = False, resume: bool = False):
     """Run ``config`` and store it; return the :class:`~meanfield.storage.Run`.
 
     Parameters
     ----------
     config : Config
     out : path or None
-        The HDF5 file to write (must not exist unless ``overwrite``); None
-        keeps the run in memory.
+        The HDF5 file to write; None keeps the run in memory.
     data : Dataset, optional
         User arrays to train on instead of the data described by ``config``.
     callback : callable, optional
         ``callback(step, P)`` after every chunk (P must not be modified).
     progress : bool
         Show a tqdm progress bar.
+    overwrite : bool
+        Replace an existing ``out``.
+    resume : bool
+        Continue ``out`` from its last checkpoint if it exists (bit-identical
+        to an uninterrupted run); a finished file is returned as it is.
 
     Returns
     -------
     Run
         With status ``completed``, or ``diverged`` when the risk blew up.
+
+    Raises
+    ------
+    InputError
+        on invalid data, an existing ``out`` (without ``resume`` or
+        ``overwrite``), or a resumed file whose config differs.
+    Interrupted
+        when SIGTERM, SIGINT or SIGUSR1 arrived: a checkpoint was written
+        and the file keeps status ``running``.
 
     Examples
     --------
@@ -121,50 +169,71 @@ def simulate(config: Config, out=None, data: Dataset | None = None, callback=Non
     'completed'
     """
     data_rng, init_rng, train_rng = seed_streams(config.run.seed)
-    if data is None:
-        data = make_dataset(config, data_rng)
-    data = data.validated(config)
-    dyn = Dynamics.from_config(config, data)
-    P = init_particles(config, init_rng)
-    P0 = P.copy()
-    writer = RunWriter.create(out, config, data, P0, NAMES, overwrite=overwrite)
-    T = data.teacher if data.teacher is not None else np.zeros((1, config.data.d + 1))
-    steps, every, snap = config.train.steps, config.record.every, config.record.snapshot_every
-    chunk = chunk_length(config)
-    bar = tqdm(total=steps, disable=not progress, unit="step", file=sys.stderr, leave=False)
-    k, status, message = 0, "completed", ""
+    if resume and out is not None and Path(out).exists():
+        resumed = RunWriter.resume(out, config)
+        if resumed is None:
+            return open_run(out)
+        writer, state, data = resumed
+        P, P0, step = state.particles, state.initial, state.step
+        train_rng.bit_generator.state = state.rng_state
+    else:
+        if data is None:
+            data = make_dataset(config, data_rng)
+        data = data.validated(config)
+        P = init_particles(config, init_rng)
+        P0, step = P.copy(), 0
+        writer = RunWriter.create(out, config, data, P0, NAMES, train_rng.bit_generator.state,
+                                  overwrite=overwrite or resume)
+    bar = tqdm(total=config.train.steps, initial=step, disable=not progress, unit="step",
+               file=sys.stderr, leave=False)
     try:
-        while k < steps:
-            end = _next_boundary(k, config, chunk)
-            first = -(-k // every) * every
-            rec_steps = np.arange(first, end, every)
-            obs = np.empty((len(rec_steps), len(NAMES)))
-            nsteps = end - k
-            done = train_chunk(
-                P, P0, data.x_train, data.y_train, data.x_test, data.y_test, T, dyn.tact,
-                dyn.sphere, dyn.noise, dyn.fresh, dyn.algorithm, dyn.batch, dyn.act, dyn.loss,
-                dyn.alpha, dyn.lam, dyn.lr, dyn.temperature,
-                int(train_rng.integers(2**63)), k, nsteps, every, obs)
-            n_rec = int(np.count_nonzero(rec_steps < k + done))
-            writer.observables(NAMES, rec_steps[:n_rec], obs[:n_rec])
-            k += done
-            bar.update(done)
-            if done < nsteps:
-                status = "diverged"
-                message = f"training loss became non-finite or exploded at step {k}"
-                break
-            if k % snap == 0 or k == steps:
-                writer.snapshot(k, P)
-            writer.flush()
-            if callback is not None:
-                callback(k, P)
-        if status == "completed":
-            writer.observables(NAMES, [k], measure(P, P0, data, dyn)[None])
-        else:
-            writer.snapshot(k, P)
-    except BaseException as exc:
-        bar.close()
-        writer.finish("failed", f"{type(exc).__name__}: {exc}")
+        with _SignalCatcher() as signals:
+            status, message = _integrate(config, data, P, P0, step, train_rng, writer,
+                                         callback, bar, signals)
+    except Interrupted:
+        writer.close()
         raise
-    bar.close()
+    except BaseException as exc:
+        writer.finish("failed", f"{type(exc).__name__}: {exc}").close()
+        raise
+    finally:
+        bar.close()
     return writer.finish(status, message)
+
+
+def _integrate(config, data, P, P0, k, train_rng, writer, callback, bar, signals):
+    """Advance from step ``k`` to the end, chunk by chunk; returns (status, message)."""
+    dyn = Dynamics.from_config(config, data)
+    T = data.teacher if data.teacher is not None else np.zeros((1, config.data.d + 1))
+    rec = config.record
+    steps, every = config.train.steps, rec.every
+    chunk = chunk_length(config)
+    while k < steps:
+        end = _next_boundary(k, config, chunk)
+        rec_steps = np.arange(-(-k // every) * every, end, every)
+        obs = np.empty((len(rec_steps), len(NAMES)))
+        nsteps = end - k
+        done = train_chunk(
+            P, P0, data.x_train, data.y_train, data.x_test, data.y_test, T, dyn.tact,
+            dyn.sphere, dyn.noise, dyn.fresh, dyn.algorithm, dyn.batch, dyn.act, dyn.loss,
+            dyn.alpha, dyn.lam, dyn.lr, dyn.temperature,
+            int(train_rng.integers(2**63)), k, nsteps, every, obs)
+        n_rec = int(np.count_nonzero(rec_steps < k + done))
+        writer.observables(NAMES, rec_steps[:n_rec], obs[:n_rec])
+        k += done
+        bar.update(done)
+        if done < nsteps:
+            writer.snapshot(k, P)
+            return "diverged", f"training loss became non-finite or exploded at step {k}"
+        if k % rec.snapshot_every == 0 or k == steps:
+            writer.snapshot(k, P)
+        if k % rec.checkpoint_every == 0 or signals.caught is not None:
+            writer.checkpoint(k, P, train_rng.bit_generator.state)
+        else:
+            writer.flush()
+        if signals.caught is not None:
+            raise Interrupted(signals.caught, k)
+        if callback is not None:
+            callback(k, P)
+    writer.observables(NAMES, [k], measure(P, P0, data, dyn)[None])
+    return "completed", ""

@@ -9,6 +9,8 @@
     /parameters                 attrs: config (resolved TOML), alpha, m, d, ...
     /meanfield                  attrs: status, message, format_version
     /meanfield/data/{x_train, y_train, x_test, y_test}, /meanfield/teacher
+    /meanfield/checkpoint/{particles (2, m, D), step (2,), time (2,),
+                           rng_state (2, 1024), lengths (2, S), slot}
 
 A new file is built under a temporary name and renamed into place, then
 reopened in SWMR mode: readers (``open_run``) can follow it while it is
@@ -17,11 +19,20 @@ written, and a killed writer leaves a readable file with status
 grown as the run goes; the ``step`` dataset of a series is extended last,
 and its length is what readers trust, so a half-written record is never
 seen.  This module is the only one that knows the layout.
+
+Checkpoints are double-buffered: the two rows of every checkpoint dataset
+are two slots, a new checkpoint fills the slot not in use, is flushed, and
+only then does ``slot`` switch to it, so a writer killed at any moment
+leaves one complete checkpoint.  A checkpoint holds the particles, step,
+time, the training random generator's state and the length of every time
+series at that step; :meth:`RunWriter.resume` rebuilds the file as it was
+at the checkpoint (under a temporary name, then renamed) and continues.
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from collections import namedtuple
 from pathlib import Path
@@ -39,6 +50,11 @@ FORMAT_VERSION = 1
 STATUSES = ("running", "completed", "diverged", "failed")
 _CHUNK_BYTES = 1 << 20
 _POSITION = "particles/network/position"
+_CHECKPOINT = "meanfield/checkpoint"
+_RNG_BYTES = 1024
+
+Checkpoint = namedtuple("Checkpoint", "step particles initial rng_state")
+"""Where a run can continue from: step, particles, initial particles, RNG state (dict)."""
 
 Observable = namedtuple("Observable", "step time value")
 """A recorded time series: integer ``step``, physical ``time`` = lr * step, ``value``."""
@@ -80,18 +96,20 @@ def _parameters(config: Config) -> dict:
 class RunWriter:
     """Appends a run's snapshots and observables to its file.
 
-    Use :meth:`create`; then :meth:`snapshot`, :meth:`observables`,
-    :meth:`flush` while running and :meth:`finish` at the end.
+    Use :meth:`create` (or :meth:`resume`); then :meth:`snapshot`,
+    :meth:`observables`, :meth:`checkpoint` and :meth:`flush` while running,
+    and :meth:`finish` at the end.
     """
 
     def __init__(self, h5: h5py.File, path: Path | None):
         self.h5 = h5
         self.path = path
-        self.lr = float(Config.from_toml_text(h5["parameters"].attrs["config"]).train.lr)
+        self.lr = float(h5["parameters"].attrs["lr"])
+        self.series = json.loads(h5[_CHECKPOINT].attrs["series"])
 
     @classmethod
     def create(cls, path, config: Config, data: Dataset, P0: np.ndarray,
-               observable_names, overwrite: bool = False) -> "RunWriter":
+               observable_names, rng_state: dict, overwrite: bool = False) -> "RunWriter":
         """Write the header, data and step-0 snapshot of a new run file.
 
         With ``path=None`` the file lives in memory only.  Otherwise it is
@@ -112,25 +130,69 @@ class RunWriter:
         else:
             path = Path(path)
             if path.exists() and not overwrite:
-                raise InputError(f"output {path} exists (use --overwrite to replace it)")
+                raise InputError(f"output {path} exists (use --resume to continue it "
+                                 "or --overwrite to replace it)")
             if not path.parent.is_dir():
                 raise InputError(f"output {path}: folder {path.parent} does not exist")
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            try:
-                with h5py.File(tmp, "w", libver="latest") as h5:
-                    cls._layout(h5, config, data, P0, observable_names)
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise InputError(f"output {path}: cannot write ({exc.strerror or exc})") from None
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
-            h5 = h5py.File(path, "r+", libver="latest")
-            h5.swmr_mode = True
-            writer = cls(h5, path)
+            with _replacing(path) as tmp, h5py.File(tmp, "w", libver="latest") as h5:
+                cls._layout(h5, config, data, P0, observable_names)
+            writer = cls._reopen(path)
         writer.snapshot(0, P0)
-        writer.flush()
+        writer.checkpoint(0, P0, rng_state)
         return writer
+
+    @classmethod
+    def _reopen(cls, path) -> "RunWriter":
+        h5 = _open(path, "r+", libver="latest")
+        h5.swmr_mode = True
+        return cls(h5, path)
+
+    @classmethod
+    def resume(cls, path, config: Config):
+        """Reopen a partial run at its last checkpoint.
+
+        The file is rebuilt as it was when the checkpoint was written (every
+        series cut to its checkpointed length, status ``running``) under a
+        temporary name and renamed into place.
+
+        Returns
+        -------
+        (RunWriter, Checkpoint, Dataset), or None when the run already ended
+        (``completed`` or ``diverged``).
+
+        Raises
+        ------
+        InputError
+            if the file is not a run file or its config differs from ``config``.
+        """
+        path = Path(path)
+        with open_run(path) as old:
+            stored = old.config
+            if stored != config:
+                a, b = stored.to_dict(), config.to_dict()
+                keys = [f"{s}.{k}" for s in a for k in set(a[s]) | set(b[s])
+                        if a[s].get(k) != b[s].get(k)]
+                raise InputError(f"cannot resume {path}: its config differs in {', '.join(keys)}")
+            if old.status in ("completed", "diverged"):
+                return None
+            h5 = old._h5
+            slot = int(h5[f"{_CHECKPOINT}/slot"][()])
+            ck = h5[_CHECKPOINT]
+            lengths = ck["lengths"][slot]
+            raw = bytes(ck["rng_state"][slot]).rstrip(b"\0")
+            state = Checkpoint(int(ck["step"][slot]), ck["particles"][slot],
+                               h5[f"{_POSITION}/value"][0], json.loads(raw))
+            data = old.data
+            series = json.loads(ck.attrs["series"])
+            with _replacing(path) as tmp, h5py.File(tmp, "w", libver="latest") as new:
+                for name in h5:
+                    h5.copy(h5[name], new, name=name)
+                new.attrs.update(h5.attrs)
+                for name, k in zip(series, lengths):
+                    for ds in ("value", "time", "step"):
+                        new[f"{name}/{ds}"].resize(int(k), axis=0)
+                new["meanfield"].attrs.update(status="running", message="")
+        return cls._reopen(path), state, data
 
     @staticmethod
     def _layout(h5, config, data, P0, observable_names):
@@ -153,6 +215,15 @@ class RunWriter:
         mf.attrs["status"] = "running"
         mf.attrs["message"] = ""
         mf.attrs["format_version"] = FORMAT_VERSION
+        series = [_POSITION] + [f"observables/{name}" for name in observable_names]
+        ck = mf.require_group("checkpoint")
+        ck.attrs["series"] = json.dumps(series)
+        ck.create_dataset("particles", shape=(2, m, D), dtype=np.float64)
+        ck.create_dataset("step", shape=(2,), dtype=np.int64)
+        ck.create_dataset("time", shape=(2,), dtype=np.float64)
+        ck.create_dataset("rng_state", shape=(2, _RNG_BYTES), dtype=np.uint8)
+        ck.create_dataset("lengths", shape=(2, len(series)), dtype=np.int64)
+        ck.create_dataset("slot", data=np.int8(1))
         dg = mf.require_group("data")
         for name in FIELDS:
             dg.create_dataset(name, data=getattr(data, name))
@@ -174,13 +245,33 @@ class RunWriter:
         """Make everything appended so far visible to readers and durable on disk."""
         self.h5.flush()
 
+    def checkpoint(self, step: int, P: np.ndarray, rng_state: dict):
+        """Store a checkpoint at ``step`` in the free slot, flush, then switch to it."""
+        ck = self.h5[_CHECKPOINT]
+        slot = 1 - int(ck["slot"][()])
+        raw = json.dumps(rng_state).encode()
+        if len(raw) > _RNG_BYTES:  # pragma: no cover - PCG64 states are ~150 bytes
+            raise ValueError("random generator state too large for the checkpoint")
+        ck["particles"][slot] = P
+        ck["step"][slot] = step
+        ck["time"][slot] = step * self.lr
+        ck["rng_state"][slot] = np.frombuffer(raw.ljust(_RNG_BYTES, b"\0"), dtype=np.uint8)
+        ck["lengths"][slot] = [self.h5[f"{name}/step"].shape[0] for name in self.series]
+        self.h5.flush()
+        ck["slot"][()] = slot
+        self.h5.flush()
+
+    def close(self):
+        """Close the file as it is (status unchanged)."""
+        self.h5.close()
+
     def finish(self, status: str, message: str = "") -> "Run":
         """Record the final ``status`` (and ``message``), close, and return the :class:`Run`."""
         if self.path is None:
             self.h5["meanfield"].attrs.update(status=status, message=message)
             return Run(self.h5, None)
         self.h5.close()
-        with h5py.File(self.path, "r+", libver="latest") as h5:
+        with _open(self.path, "r+", libver="latest") as h5:
             h5["meanfield"].attrs.update(status=status, message=message)
         return open_run(self.path)
 
@@ -305,6 +396,50 @@ class Run:
         return self._h5["meanfield/teacher"][()] if "meanfield/teacher" in self._h5 else None
 
 
+def _locking():
+    """HDF5 file locking, off when ``HDF5_USE_FILE_LOCKING`` is FALSE (shared file systems)."""
+    return os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() not in ("FALSE", "0", "NO")
+
+
+def _open(path, mode, **kwargs) -> h5py.File:
+    return h5py.File(path, mode, locking=_locking(), **kwargs)
+
+
+class _replacing:
+    """Context manager: yields a temporary path beside ``path``, renamed onto it on success.
+
+    Stale temporaries of earlier killed writers are removed first; on error
+    the temporary is deleted and ``path`` is left as it was.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+    def __enter__(self):
+        for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
+            stale.unlink(missing_ok=True)
+        return self.tmp
+
+    def __exit__(self, kind, exc, tb):
+        if kind is None:
+            os.replace(self.tmp, self.path)
+            return False
+        self.tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"output {self.path}: cannot write ({exc.strerror or exc})") from None
+        return False
+
+
+def read_status(path):
+    """Status of the run file at ``path``, or None if there is none or it is unreadable."""
+    try:
+        with open_run(path) as run:
+            return run.status
+    except InputError:
+        return None
+
+
 def open_run(path) -> Run:
     """Open a run file for reading (lazily; works while the run is being written).
 
@@ -317,7 +452,7 @@ def open_run(path) -> Run:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        h5 = h5py.File(path, "r", swmr=True)
+        h5 = _open(path, "r", swmr=True)
     except OSError as exc:
         raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
     if "meanfield" not in h5 or "format_version" not in h5["meanfield"].attrs:

@@ -1,0 +1,131 @@
+"""Checkpoints and resume: killed runs continue bit-identically."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meanfield import Config, open_run, simulate
+from meanfield.dynamics import Interrupted
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONFIG = {
+    "model": {"m": 12, "activation": "tanh", "bias": True},
+    "data": {"d": 3, "n_train": 40, "n_test": 40},
+    "train": {"algorithm": "sgd", "batch_size": 8, "lr": 0.05, "steps": 4000,
+              "temperature": 1e-5},
+    "record": {"every": 7, "snapshot_every": 250, "checkpoint_every": 100},
+    "run": {"seed": 3},
+}
+
+
+def contents(path):
+    """Everything a run records: snapshots with their steps, every observable series."""
+    with open_run(path) as run:
+        out = {"steps": run.steps.tobytes(), "particles": run.particles(slice(None)).tobytes(),
+               "status": run.status}
+        for name in run.observable_names:
+            obs = run.observable(name)
+            out[name] = (obs.step.tobytes(), obs.time.tobytes(), obs.value.tobytes())
+    return out
+
+
+def cli(args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "meanfield.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ref")
+    (folder / "c.toml").write_text(Config.from_dict(CONFIG).to_toml())
+    proc = cli(["run", str(folder / "c.toml"), "-o", str(folder / "ref.h5"), "-q"])
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    return folder, contents(folder / "ref.h5")
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference_run, tmp_path):
+    folder, expected = reference_run
+    (tmp_path / "c.toml").write_text((folder / "c.toml").read_text())
+    out = tmp_path / "killed.h5"
+    # the uninterrupted run's duration, measured, sets the range of kill times
+    t0 = time.perf_counter()
+    proc = cli(["run", str(tmp_path / "c.toml"), "-o", str(out), "-q"])
+    assert proc.wait(timeout=300) == 0
+    duration = time.perf_counter() - t0
+    out.unlink()
+    rng = np.random.default_rng(0)
+    kills = 0
+    for attempt in range(6):
+        proc = cli(["run", str(tmp_path / "c.toml"), "-o", str(out), "-q", "--resume"])
+        time.sleep(rng.uniform(0.3, 1.0) * duration)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=300)
+        if out.exists():
+            with open_run(out) as run:  # a killed run leaves a readable file
+                assert run.status in ("running", "completed")
+        info = cli(["info", str(out)]) if out.exists() else None
+        if info is not None:
+            assert info.wait(timeout=60) == 0, info.stderr.read()
+    assert kills >= 3
+    proc = cli(["run", str(tmp_path / "c.toml"), "-o", str(out), "-q", "--resume"])
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert contents(out) == expected
+
+
+def test_sigterm_writes_a_checkpoint_and_resume_finishes(reference_run, tmp_path):
+    folder, expected = reference_run
+    out = tmp_path / "term.h5"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text((folder / "c.toml").read_text())
+    proc = cli(["run", str(cfg), "-o", str(out), "-q", "--set", "train.steps=400000"])
+    while not out.exists():
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    assert "--resume" in proc.stderr.read()
+    with open_run(out) as run:
+        assert run.status == "running"
+        stopped = int(run.steps[-1])
+    # the same file resumed with the short config is refused: configs must match
+    proc = cli(["run", str(cfg), "-o", str(out), "-q", "--resume"])
+    assert proc.wait(timeout=120) == 2
+    assert "train.steps" in proc.stderr.read()
+    proc = cli(["run", str(cfg), "-o", str(out), "-q", "--resume", "--set", "train.steps=400000"])
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(timeout=120) == 128 + signal.SIGUSR1
+    with open_run(out) as run:
+        assert run.status == "running" and run.observable("train_loss").step[-1] > stopped
+
+
+def test_interrupted_in_process_then_resumed_equals_uninterrupted(tmp_path):
+    cfg = Config.from_dict({**CONFIG, "train": {**CONFIG["train"], "steps": 1000}})
+    full = simulate(cfg, out=tmp_path / "full.h5")
+    full.close()
+
+    def stop_at_300(step, P):
+        if step == 300:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        simulate(cfg, out=tmp_path / "part.h5", callback=stop_at_300)
+    with open_run(tmp_path / "part.h5") as run:
+        assert run.status == "running"
+    run = simulate(cfg, out=tmp_path / "part.h5", resume=True)
+    assert run.status == "completed"
+    run.close()
+    assert contents(tmp_path / "part.h5") == contents(tmp_path / "full.h5")
+    # resuming a completed run changes nothing
+    simulate(cfg, out=tmp_path / "part.h5", resume=True).close()
+    assert contents(tmp_path / "part.h5") == contents(tmp_path / "full.h5")
