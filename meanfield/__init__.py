@@ -15,5 +15,7 @@ from .data import Dataset
 from .dynamics import simulate
 from .errors import InputError
 from .storage import Run, open_run
+from .sweep import run_sweep
 
-__all__ = ["Config", "Dataset", "InputError", "Run", "open_run", "simulate", "__version__"]
+__all__ = ["Config", "Dataset", "InputError", "Run", "open_run", "run_sweep", "simulate",
+           "__version__"]

@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 from dataclasses import dataclass, field, fields
@@ -38,7 +39,7 @@ from .activations import NAMES as ACTIVATIONS
 from .losses import NAMES as LOSSES
 from .scaling import REGIMES, resolve_alpha
 
-ALGORITHMS = ("gd", "sgd")
+ALGORITHMS = ("gd", "sgd", "population")
 
 
 def _choice(*options):
@@ -87,6 +88,7 @@ class DataConfig:
     teacher_activation: str = field(default="relu", metadata=_choice(*ACTIVATIONS))
     noise: float = 0.0
     path: str = ""
+    population_samples: int = 10000
 
 
 @dataclass
@@ -98,9 +100,11 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    """``[train]``: algorithm, step size ``lr``, ``steps``, SGD batch, weight decay lam, Langevin temperature."""
+    """``[train]``: algorithm, network or tangent ``model``, step size ``lr``, ``steps``,
+    SGD batch, weight decay lam, Langevin temperature."""
 
     algorithm: str = field(default="gd", metadata=_choice(*ALGORITHMS))
+    model: str = field(default="network", metadata=_choice("network", "tangent"))
     lr: float = 0.1
     steps: int = 1000
     batch_size: int = 100
@@ -135,6 +139,7 @@ _LIMITS = {
     ("data", "n_test"): (lambda v: v >= 1, ">= 1"),
     ("data", "teacher_m"): (lambda v: v >= 1, ">= 1"),
     ("data", "noise"): (lambda v: v >= 0 and math.isfinite(v), "finite and >= 0"),
+    ("data", "population_samples"): (lambda v: v >= 1, ">= 1"),
     ("train", "lr"): (lambda v: v > 0 and math.isfinite(v), "finite and > 0"),
     ("train", "steps"): (lambda v: v >= 0, ">= 0"),
     ("train", "batch_size"): (lambda v: v >= 1, ">= 1"),
@@ -237,7 +242,7 @@ class Config:
         """Read a TOML file and apply ``section.key=value`` overrides."""
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise InputError(f"cannot read config {path}: {reason}") from None
@@ -287,6 +292,14 @@ class Config:
                 f"model.m must be even with init.symmetric = true, got {self.model.m}")
         if self.data.kind == "file" and not self.data.path:
             raise InputError('data.path must name a .npz or .h5 file when data.kind = "file"')
+        if self.train.algorithm == "population":
+            from .data import exact_population
+            if not exact_population(self) or self.train.model != "network":
+                raise InputError(
+                    'train.algorithm = "population" needs a closed-form population risk: '
+                    'data.kind = "teacher", squared loss, no bias, the network model, and '
+                    'relu student and teacher (Gaussian or sphere inputs) or erf ones '
+                    '(Gaussian inputs)')
 
 
 def _toml_value(v) -> str:
@@ -294,7 +307,8 @@ def _toml_value(v) -> str:
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
-    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # a JSON string is a TOML basic string, once DEL (legal in JSON) is escaped too
+    return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _parse_override(item: str):

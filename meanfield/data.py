@@ -115,6 +115,23 @@ def make_dataset(config, rng: np.random.Generator) -> Dataset:
     return Dataset(x_train, y_train, x_test, y_test, teacher)
 
 
+def exact_population(config) -> bool:
+    """Whether the population risk of ``config`` has a closed form (see kernels.population)."""
+    from .kernels.population import supported
+    return config.data.kind == "teacher" and supported(
+        config.model.activation, config.data.teacher_activation,
+        config.data.input == "sphere", config.model.bias, config.loss.name)
+
+
+def population_sample(config, teacher, rng: np.random.Generator):
+    """A fixed Monte-Carlo sample (X, y) of ``data.population_samples`` fresh teacher points."""
+    n = config.data.population_samples
+    x = sample_inputs(config, n, rng)
+    y = teacher_labels(teacher, ACT_IDS[config.data.teacher_activation], x,
+                       rng.standard_normal(n), config.data.noise, LOSS_IDS[config.loss.name])
+    return x, y
+
+
 def load_dataset(path, config) -> Dataset:
     """Read ``x_train, y_train, x_test, y_test`` from a .npz or .h5 file and validate them.
 
@@ -132,7 +149,8 @@ def load_dataset(path, config) -> Dataset:
             import h5py
             with h5py.File(path, "r") as h:
                 group = h["meanfield/data"] if "meanfield/data" in h else h
-                arrays = {k: group[k][()] for k in FIELDS if k in group}
+                arrays = {k: group[k][()] for k in FIELDS
+                          if isinstance(group.get(k), h5py.Dataset)}
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"data.path {path}: cannot read it ({exc})") from None
     missing = [k for k in FIELDS if k not in arrays]

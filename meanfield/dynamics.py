@@ -7,7 +7,9 @@ Every algorithm is the Euler scheme of the Wasserstein gradient flow of J
 
 where v is the velocity on the full training set (``gd``) or on a fresh
 sample of ``batch_size`` points (``sgd``: fresh teacher samples for
-teacher-student data, minibatches drawn with replacement otherwise).
+teacher-student data, minibatches drawn with replacement otherwise), of the
+network or (``train.model = "tangent"``) of its linearisation at the
+initialisation, T f(w) = f(w0) + (w - w0) . grad f(w0).
 :func:`simulate` drives the compiled loop
 (:func:`meanfield.kernels.train_chunk`) chunk by chunk and writes the file.
 
@@ -29,10 +31,10 @@ from tqdm import tqdm
 
 from .activations import IDS as ACT_IDS
 from .config import Config
-from .data import Dataset, make_dataset
-from .kernels import GD, SGD, train_chunk
+from .data import Dataset, exact_population, make_dataset, population_sample
+from .kernels import GD, POPULATION, SGD, train_chunk
 from .losses import IDS as LOSS_IDS
-from .observables import NAMES, measure
+from .observables import NAMES, Observables
 from .scaling import init_particles
 from .storage import RunWriter, open_run
 
@@ -56,21 +58,28 @@ class Dynamics:
     sphere: bool
     noise: float
     fresh: bool
+    tangent: bool
+    exact: bool
+    teacher: np.ndarray
 
     @classmethod
     def from_config(cls, config: Config, data: Dataset) -> "Dynamics":
         tr, dc = config.train, config.data
+        algorithm = {"gd": GD, "sgd": SGD, "population": POPULATION}[tr.algorithm]
+        teacher = data.teacher if data.teacher is not None else np.zeros((1, dc.d + 1))
         return cls(
             act=ACT_IDS[config.model.activation], loss=LOSS_IDS[config.loss.name],
             alpha=config.alpha, lam=tr.weight_decay, lr=tr.lr, temperature=tr.temperature,
-            algorithm=GD if tr.algorithm == "gd" else SGD, batch=tr.batch_size,
+            algorithm=algorithm, batch=tr.batch_size,
             tact=ACT_IDS[dc.teacher_activation], sphere=dc.input == "sphere",
-            noise=dc.noise, fresh=data.teacher is not None)
+            noise=dc.noise, fresh=data.teacher is not None, tangent=tr.model == "tangent",
+            exact=data.teacher is not None and exact_population(config) and tr.model == "network",
+            teacher=teacher)
 
 
 def seed_streams(seed: int):
-    """Independent generators (data, init, training) derived from ``seed``."""
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
+    """Independent generators (data, init, training, population sample) derived from ``seed``."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
 
 
 def chunk_length(config: Config) -> int:
@@ -79,10 +88,11 @@ def chunk_length(config: Config) -> int:
     A function of the config only, so chunk boundaries (and with them the
     random draws) are the same in every run of the config.
     """
-    m, D = config.model.m, config.dim
-    n = config.data.n_train if config.train.algorithm == "gd" else config.train.batch_size
+    m, D, tr = config.model.m, config.dim, config.train
+    work = {"gd": config.data.n_train * m * D, "sgd": tr.batch_size * m * D,
+            "population": (m + config.data.teacher_m) ** 2 * D}[tr.algorithm]
     every = config.record.every
-    raw = max(1, int(WORK_PER_CHUNK // (n * m * D)))
+    raw = max(1, int(WORK_PER_CHUNK // work))
     return max(every, raw - raw % every)
 
 
@@ -168,43 +178,70 @@ def simulate(config: Config, out=None, data: Dataset | None = None, callback=Non
     >>> run.status
     'completed'
     """
-    data_rng, init_rng, train_rng = seed_streams(config.run.seed)
+    with _SignalCatcher() as signals:
+        started = _start(config, out, data, overwrite, resume)
+        if started is None:
+            return open_run(out)
+        writer, observables, P, step, train_rng = started
+        bar = tqdm(total=config.train.steps, initial=step, disable=not progress, unit="step",
+                   file=sys.stderr, leave=False)
+        try:
+            status, message = _integrate(config, observables, P, step, train_rng, writer,
+                                         callback, bar, signals)
+        except Interrupted:
+            writer.close()
+            raise
+        except BaseException as exc:
+            writer.finish("failed", f"{type(exc).__name__}: {exc}").close()
+            raise
+        finally:
+            bar.close()
+        return writer.finish(status, message)
+
+
+def _start(config, out, data, overwrite, resume):
+    """Open the run at its checkpoint (``resume``) or create it; None if it already ended.
+
+    Returns (writer, observables, P, step, train_rng).
+    """
+    data_rng, init_rng, train_rng, population_rng = seed_streams(config.run.seed)
     if resume and out is not None and Path(out).exists():
         resumed = RunWriter.resume(out, config)
         if resumed is None:
-            return open_run(out)
+            return None
         writer, state, data = resumed
-        P, P0, step = state.particles, state.initial, state.step
         train_rng.bit_generator.state = state.rng_state
-    else:
-        if data is None:
-            data = make_dataset(config, data_rng)
-        data = data.validated(config)
-        P = init_particles(config, init_rng)
-        P0, step = P.copy(), 0
-        writer = RunWriter.create(out, config, data, P0, NAMES, train_rng.bit_generator.state,
-                                  overwrite=overwrite or resume)
-    bar = tqdm(total=config.train.steps, initial=step, disable=not progress, unit="step",
-               file=sys.stderr, leave=False)
-    try:
-        with _SignalCatcher() as signals:
-            status, message = _integrate(config, data, P, P0, step, train_rng, writer,
-                                         callback, bar, signals)
-    except Interrupted:
-        writer.close()
-        raise
-    except BaseException as exc:
-        writer.finish("failed", f"{type(exc).__name__}: {exc}").close()
-        raise
-    finally:
-        bar.close()
-    return writer.finish(status, message)
+        observables = _observables(config, data, state.initial, population_rng)
+        return writer, observables, state.particles, state.step, train_rng
+    if data is None:
+        data = make_dataset(config, data_rng)
+    data = data.validated(config)
+    P = init_particles(config, init_rng)
+    observables = _observables(config, data, P.copy(), population_rng)
+    writer = RunWriter.create(out, config, data, observables.P0, observables.attrs,
+                              overwrite=overwrite or resume)
+    _snapshot(writer, observables, 0, P)
+    writer.checkpoint(0, P, train_rng.bit_generator.state)
+    return writer, observables, P, 0, train_rng
 
 
-def _integrate(config, data, P, P0, k, train_rng, writer, callback, bar, signals):
-    """Advance from step ``k`` to the end, chunk by chunk; returns (status, message)."""
+def _observables(config, data, P0, population_rng) -> Observables:
     dyn = Dynamics.from_config(config, data)
-    T = data.teacher if data.teacher is not None else np.zeros((1, config.data.d + 1))
+    sample = None
+    if data.teacher is not None and not dyn.exact:
+        sample = population_sample(config, data.teacher, population_rng)
+    return Observables(config, data, dyn, P0, sample)
+
+
+def _snapshot(writer, observables, k, P):
+    """Store the particles at step ``k`` and the observables computed with them."""
+    writer.snapshot(k, P)
+    writer.observables(observables.snapshot, [k], observables.at_snapshot(P)[None])
+
+
+def _integrate(config, observables, P, k, train_rng, writer, callback, bar, signals):
+    """Advance from step ``k`` to the end, chunk by chunk; returns (status, message)."""
+    dyn, data, P0 = observables.dyn, observables.data, observables.P0
     rec = config.record
     steps, every = config.train.steps, rec.every
     chunk = chunk_length(config)
@@ -214,19 +251,21 @@ def _integrate(config, data, P, P0, k, train_rng, writer, callback, bar, signals
         obs = np.empty((len(rec_steps), len(NAMES)))
         nsteps = end - k
         done = train_chunk(
-            P, P0, data.x_train, data.y_train, data.x_test, data.y_test, T, dyn.tact,
-            dyn.sphere, dyn.noise, dyn.fresh, dyn.algorithm, dyn.batch, dyn.act, dyn.loss,
+            P, P0, dyn.tangent, data.x_train, data.y_train, data.x_test, data.y_test,
+            dyn.teacher, dyn.tact, dyn.sphere, dyn.noise, dyn.fresh, dyn.exact, dyn.algorithm,
+            dyn.batch, dyn.act, dyn.loss,
             dyn.alpha, dyn.lam, dyn.lr, dyn.temperature,
             int(train_rng.integers(2**63)), k, nsteps, every, obs)
         n_rec = int(np.count_nonzero(rec_steps < k + done))
-        writer.observables(NAMES, rec_steps[:n_rec], obs[:n_rec])
+        writer.observables(observables.recorded, rec_steps[:n_rec],
+                           obs[:n_rec][:, observables.columns])
         k += done
         bar.update(done)
         if done < nsteps:
             writer.snapshot(k, P)
             return "diverged", f"training loss became non-finite or exploded at step {k}"
         if k % rec.snapshot_every == 0 or k == steps:
-            writer.snapshot(k, P)
+            _snapshot(writer, observables, k, P)
         if k % rec.checkpoint_every == 0 or signals.caught is not None:
             writer.checkpoint(k, P, train_rng.bit_generator.state)
         else:
@@ -235,5 +274,5 @@ def _integrate(config, data, P, P0, k, train_rng, writer, callback, bar, signals
             raise Interrupted(signals.caught, k)
         if callback is not None:
             callback(k, P)
-    writer.observables(NAMES, [k], measure(P, P0, data, dyn)[None])
+    writer.observables(observables.recorded, [k], observables.final(P)[None])
     return "completed", ""

@@ -44,7 +44,6 @@ from . import __version__
 from .config import Config
 from .data import FIELDS, Dataset
 from .errors import InputError
-from .observables import DESCRIPTIONS
 
 FORMAT_VERSION = 1
 STATUSES = ("running", "completed", "diverged", "failed")
@@ -63,13 +62,26 @@ Observable = namedtuple("Observable", "step time value")
 def _series(group, name, shape, dtype=np.float64):
     """Create an extendable H5MD time series ``name`` with per-record ``shape``."""
     g = group.require_group(name)
-    row = int(np.prod(shape, dtype=np.int64)) * 8
-    rows = max(1, min(4096, _CHUNK_BYTES // max(row, 1)))
     g.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape),
-                     chunks=(rows, *shape), dtype=dtype)
-    g.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(4096,), dtype=np.int64)
-    g.create_dataset("time", shape=(0,), maxshape=(None,), chunks=(4096,), dtype=np.float64)
+                     chunks=_chunks(shape), dtype=dtype)
+    g.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=np.int64)
+    g.create_dataset("time", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=np.float64)
     return g
+
+
+def _chunks(shape):
+    """Chunk shape along time for records of ``shape``: at most 1 MiB, whole rows when they fit.
+
+    Scalars go 1024 records a chunk, particle snapshots up to 16; a snapshot
+    over 1 MiB is split along the particles.
+    """
+    row = int(np.prod(shape, dtype=np.int64)) * 8
+    if not shape:
+        return (1024,)
+    if row <= _CHUNK_BYTES:
+        return (max(1, min(16, _CHUNK_BYTES // row)), *shape)
+    per_particle = int(np.prod(shape[1:], dtype=np.int64)) * 8
+    return (1, max(1, _CHUNK_BYTES // per_particle), *shape[1:])
 
 
 def _append(g, steps, times, values):
@@ -109,8 +121,11 @@ class RunWriter:
 
     @classmethod
     def create(cls, path, config: Config, data: Dataset, P0: np.ndarray,
-               observable_names, rng_state: dict, overwrite: bool = False) -> "RunWriter":
-        """Write the header, data and step-0 snapshot of a new run file.
+               observables: dict, overwrite: bool = False) -> "RunWriter":
+        """Write the header and data of a new run file.
+
+        ``observables`` maps the name of every observable series to the
+        attributes of its group (``description``, ...).
 
         With ``path=None`` the file lives in memory only.  Otherwise it is
         built as ``.NAME.tmp-PID`` beside ``path`` and renamed into place, so
@@ -125,8 +140,8 @@ class RunWriter:
         if path is None:
             h5 = h5py.File(f"meanfield-{id(data)}.h5", "w", driver="core",
                            backing_store=False, libver="latest")
-            cls._layout(h5, config, data, P0, observable_names)
-            writer = cls(h5, None)
+            cls._layout(h5, config, data, P0, observables)
+            return cls(h5, None)
         else:
             path = Path(path)
             if path.exists() and not overwrite:
@@ -134,12 +149,11 @@ class RunWriter:
                                  "or --overwrite to replace it)")
             if not path.parent.is_dir():
                 raise InputError(f"output {path}: folder {path.parent} does not exist")
+            if path.is_dir():
+                raise InputError(f"output {path} is a folder, not a file")
             with _replacing(path) as tmp, h5py.File(tmp, "w", libver="latest") as h5:
-                cls._layout(h5, config, data, P0, observable_names)
-            writer = cls._reopen(path)
-        writer.snapshot(0, P0)
-        writer.checkpoint(0, P0, rng_state)
-        return writer
+                cls._layout(h5, config, data, P0, observables)
+            return cls._reopen(path)
 
     @classmethod
     def _reopen(cls, path) -> "RunWriter":
@@ -195,7 +209,7 @@ class RunWriter:
         return cls._reopen(path), state, data
 
     @staticmethod
-    def _layout(h5, config, data, P0, observable_names):
+    def _layout(h5, config, data, P0, observables):
         m, D = P0.shape
         h5.require_group("h5md").attrs["version"] = np.array([1, 1], dtype=np.int32)
         creator = h5["h5md"].require_group("creator")
@@ -206,8 +220,8 @@ class RunWriter:
         box.attrs["boundary"] = np.array(["none"] * D, dtype=h5py.string_dtype())
         _series(h5, _POSITION, (m, D))
         obs = h5.require_group("observables")
-        for name in observable_names:
-            _series(obs, name, ()).attrs["description"] = DESCRIPTIONS.get(name, "")
+        for name, attrs in observables.items():
+            _series(obs, name, ()).attrs.update(attrs)
         params = h5.require_group("parameters")
         for key, value in _parameters(config).items():
             params.attrs[key] = value
@@ -215,7 +229,7 @@ class RunWriter:
         mf.attrs["status"] = "running"
         mf.attrs["message"] = ""
         mf.attrs["format_version"] = FORMAT_VERSION
-        series = [_POSITION] + [f"observables/{name}" for name in observable_names]
+        series = [_POSITION] + [f"observables/{name}" for name in observables]
         ck = mf.require_group("checkpoint")
         ck.attrs["series"] = json.dumps(series)
         ck.create_dataset("particles", shape=(2, m, D), dtype=np.float64)
@@ -418,17 +432,32 @@ class _replacing:
 
     def __enter__(self):
         for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
-            stale.unlink(missing_ok=True)
+            if not _alive(stale.name.rsplit("-", 1)[-1]):
+                stale.unlink(missing_ok=True)
         return self.tmp
 
     def __exit__(self, kind, exc, tb):
         if kind is None:
-            os.replace(self.tmp, self.path)
-            return False
+            try:
+                os.replace(self.tmp, self.path)
+                return False
+            except OSError as err:
+                kind, exc = OSError, err
         self.tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise InputError(f"output {self.path}: cannot write ({exc.strerror or exc})") from None
         return False
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process ``pid`` (a string from a temporary file's name) still runs."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_status(path):
@@ -452,10 +481,20 @@ def open_run(path) -> Run:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        h5 = _open(path, "r", swmr=True)
+        h5 = _open(path, "r")
     except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
-    if "meanfield" not in h5 or "format_version" not in h5["meanfield"].attrs:
+        # a file open in (or left by) a SWMR writer is read in SWMR mode; other
+        # files are not, as SWMR readers skip HDF5's checks of damaged files
+        if not any(why in str(exc) for why in ("already open for", "unable to lock file")):
+            raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+        try:
+            h5 = _open(path, "r", swmr=True)
+        except OSError as exc:
+            raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    required = ("meanfield", "parameters", _POSITION, "observables")
+    if (any(name not in h5 for name in required)
+            or "format_version" not in h5["meanfield"].attrs
+            or "config" not in h5["parameters"].attrs):
         h5.close()
-        raise InputError(f"{path}: not a meanfield run file")
+        raise InputError(f"{path}: not a meanfield run file (or a damaged one)")
     return Run(h5, path)

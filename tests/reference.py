@@ -388,3 +388,32 @@ def teacher_forward(T, X, activation):
     f_star : ndarray, shape (n,)
     """
     return forward(T, X, activation, alpha=1.0, bias=False)
+
+
+def tangent_forward(P, P0, X, activation, alpha, bias):
+    """Tangent model ``T f(w) = f(w0) + (w - w0) . grad_w f(w0)`` at the inputs ``X``.
+
+    ``grad_{w_i} f(w0)(x) = (alpha / m) (c0_i s'(z0_i) x, c0_i s'(z0_i), s(z0_i))``.
+    """
+    _, ds = ACTIVATIONS[activation]
+    s, _ = ACTIVATIONS[activation]
+    Z0, _, _, c0 = _preactivations(P0, X, bias)
+    m, d = P.shape[0], X.shape[1]
+    A, b, c = split(P, d, bias)
+    A0, b0, _ = split(P0, d, bias)
+    out = forward(P0, X, activation, alpha, bias)
+    for i in range(m):
+        grad_a = (c0[i] * ds(Z0[i]))[:, None] * X       # (n, d)
+        grad_b = c0[i] * ds(Z0[i])
+        grad_c = s(Z0[i])
+        out = out + (alpha / m) * (grad_a @ (A[i] - A0[i]) + grad_b * (b[i] - b0[i])
+                                   + grad_c * (c[i] - c0[i]))
+    return out
+
+
+def tangent_objective(P, P0, X, y, activation, loss, alpha, bias, weight_decay):
+    """``J`` of eq. (2) with the tangent model in place of the network."""
+    ell, _ = LOSSES[loss]
+    R = np.mean(ell(tangent_forward(P, P0, X, activation, alpha, bias), y))
+    m = P.shape[0]
+    return R / alpha ** 2 + weight_decay / m * np.sum(P ** 2) / 2

@@ -15,7 +15,8 @@ def chunk(P, X, y, T, algorithm, batch, act, loss, alpha, lam, lr, temperature, 
           steps, sphere=False, fresh=False, noise=0.0):
     P = P.copy()
     obs = np.empty((steps, N_OBSERVABLES))
-    done = train_chunk(P, P.copy(), X, y, X, y, T, ACT["relu"], sphere, noise, fresh, algorithm,
+    done = train_chunk(P, P.copy(), False, X, y, X, y, T, ACT["relu"], sphere, noise, fresh, False,
+                       algorithm,
                        batch, ACT[act], LOSS[loss], alpha, lam, lr, temperature, seed, 0,
                        steps, 1, obs)
     assert done == steps

@@ -63,7 +63,7 @@ def run_gd(P, X, y, act, loss, alpha, lam, lr, steps, every=1):
     P = P.copy()
     obs = np.empty((-(-steps // every), N_OBSERVABLES))
     T = np.zeros((1, X.shape[1] + 1))
-    done = train_chunk(P, P.copy(), X, y, X, y, T, 0, False, 0.0, False, GD, 1,
+    done = train_chunk(P, P.copy(), False, X, y, X, y, T, 0, False, 0.0, False, False, GD, 1,
                        ACT[act], LOSS[loss], alpha, lam, lr, 0.0, 0, 0, steps, every, obs)
     assert done == steps
     return P, obs

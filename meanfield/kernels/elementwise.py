@@ -7,7 +7,9 @@ The ids are the single source of truth for the names in
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from .jit import jit, jit_parallel
 
 RELU, SIGMOID, TANH, SOFTPLUS, ERF, LINEAR = 0, 1, 2, 3, 4, 5
 SQUARED, LOGISTIC = 0, 1
@@ -15,7 +17,7 @@ SQUARED, LOGISTIC = 0, 1
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
-@njit(cache=True)
+@jit
 def sigmoid(z):
     """Logistic function 1 / (1 + e^-z), evaluated without overflow."""
     if z >= 0.0:
@@ -24,13 +26,13 @@ def sigmoid(z):
     return e / (1.0 + e)
 
 
-@njit(cache=True)
+@jit
 def softplus(z):
     """log(1 + e^z), evaluated without overflow."""
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@njit(cache=True)
+@jit
 def act_value(k, z):
     """Activation ``k`` at ``z``."""
     if k == RELU:
@@ -46,7 +48,7 @@ def act_value(k, z):
     return z
 
 
-@njit(cache=True)
+@jit
 def act_deriv(k, z):
     """Derivative of activation ``k`` at ``z`` (relu'(0) = 0)."""
     if k == RELU:
@@ -64,7 +66,7 @@ def act_deriv(k, z):
     return 1.0
 
 
-@njit(cache=True)
+@jit
 def loss_value(k, f, y):
     """Loss ``k``: squared (f - y)^2 / 2 or logistic log(1 + exp(-y f))."""
     if k == SQUARED:
@@ -73,7 +75,7 @@ def loss_value(k, f, y):
     return softplus(-y * f)
 
 
-@njit(cache=True)
+@jit
 def loss_deriv(k, f, y):
     """Derivative of loss ``k`` with respect to ``f``."""
     if k == SQUARED:
@@ -81,7 +83,7 @@ def loss_deriv(k, f, y):
     return -y * sigmoid(-y * f)
 
 
-@njit(cache=True, parallel=True)
+@jit_parallel
 def activate(k, Z, derivative):
     """Activation ``k`` (or its derivative) applied elementwise to a C-contiguous array."""
     out = np.empty_like(Z)

@@ -3,13 +3,13 @@
 import math
 
 import numpy as np
-from numba import njit
 
+from .jit import jit, jit_parallel
 from .elementwise import LOGISTIC
 from .network import forward
 
 
-@njit(cache=True)
+@jit
 def make_labels(fstar, xi, noise, loss, y):
     """Labels from teacher outputs: y = f* + noise * xi, or its sign for logistic loss."""
     for j in range(fstar.shape[0]):
@@ -19,7 +19,7 @@ def make_labels(fstar, xi, noise, loss, y):
         y[j] = v
 
 
-@njit(cache=True)
+@jit_parallel
 def teacher_labels(T, tact, X, xi, noise, loss):
     """Labels of inputs ``X`` under the teacher ``T`` (rows [a, c], f* = mean_j c_j s(a_j . x))."""
     y = np.empty(X.shape[0])
@@ -27,7 +27,7 @@ def teacher_labels(T, tact, X, xi, noise, loss):
     return y
 
 
-@njit(cache=True)
+@jit
 def sample_inputs(X, sphere):
     """Fill ``X`` with N(0, I_d) rows, or rows uniform on the unit sphere (Numba's RNG)."""
     n, d = X.shape

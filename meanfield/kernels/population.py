@@ -1,0 +1,416 @@
+r"""Exact population (infinite-data) risk and particle velocity from closed-form kernels.
+
+Setting (DESIGN.md section 1, no bias, squared loss only).  Particles ``P`` (m, d + 1)
+have rows :math:`w_i = (a_i, c_i)`; the teacher ``T`` (m0, d + 1) has rows
+:math:`(\theta_j, t_j)` and the same activation :math:`s`:
+
+.. math::
+
+    f(x) = \frac{\alpha}{m} \sum_i c_i\, s(a_i \cdot x), \qquad
+    f^*(x) = \frac{1}{m_0} \sum_j t_j\, s(\theta_j \cdot x), \qquad
+    y = f^*(x) + \sigma \xi,\ \xi \sim N(0, 1).
+
+Everything reduces to the pair kernel :math:`\kappa(u, v) = E_x[s(u \cdot x)\, s(v \cdot x)]`
+and its gradient in the first argument
+:math:`\nabla_u \kappa(u, v) = E_x[s'(u \cdot x)\, x\, s(v \cdot x)]`.  Stack the student and
+teacher input weights into :math:`b_l` (l < m: :math:`a_l`; l >= m: :math:`\theta_{l-m}`)
+with signed weights :math:`\omega_l = \alpha c_l / m` and :math:`\omega_{m+j} = -t_j / m_0`,
+so that the residual is :math:`r(x) = f(x) - f^*(x) = \sum_l \omega_l s(b_l \cdot x)`.  Then
+
+.. math::
+
+    R = \tfrac12 E[(f - y)^2] = \tfrac12 \Big(\sum_{l, l'} \omega_l \omega_{l'}
+        \kappa(b_l, b_{l'}) + \sigma^2\Big),
+
+and with :math:`J = R / \alpha^2 + (\lambda / m) \sum_i |w_i|^2 / 2`, the velocity
+:math:`v_i = -m \nabla_{w_i} J` is
+
+.. math::
+
+    v_{c,i} = -\frac{1}{\alpha} \sum_l \omega_l\, \kappa(a_i, b_l) - \lambda c_i, \qquad
+    v_{a,i} = -\frac{c_i}{\alpha} \sum_l \omega_l\, \nabla_u \kappa(a_i, b_l) - \lambda a_i,
+
+(the term l = i counts once with the gradient in the first argument only: by symmetry of
+:math:`\kappa` the derivative of :math:`\kappa(a_i, a_i)` is :math:`2 \nabla_u \kappa`,
+which the factor 1/2 of R halves).
+
+Closed forms (:math:`\vartheta` = angle between u and v):
+
+* relu, :math:`x \sim N(0, I_d)` (arc-cosine kernel)
+
+  .. math::
+
+      \kappa = \frac{|u||v|}{2\pi} \big(\sin\vartheta + (\pi - \vartheta)\cos\vartheta\big),
+      \qquad
+      \nabla_u \kappa = \frac{1}{2\pi}\Big((\pi - \vartheta)\, v
+          + |v| \sin\vartheta\, \frac{u}{|u|}\Big),
+
+  with :math:`\nabla_u \kappa = 0` at :math:`|u| = 0` (relu'(0) = 0) and
+  :math:`\kappa = 0` when either norm vanishes.
+* relu, x uniform on :math:`S^{d-1}`: relu is 1-homogeneous and :math:`x = g/|g|` with
+  :math:`|g|` independent of the direction and :math:`E|g|^2 = d`, so kernel and gradient
+  are the Gaussian ones divided by d.
+* erf, :math:`x \sim N(0, I_d)` (arcsine kernel), with :math:`p_u = 1 + 2|u|^2`,
+  :math:`p_v = 1 + 2|v|^2`, :math:`q = 2 u \cdot v`,
+  :math:`\Delta = p_u p_v - q^2 = 1 + 2|u|^2 + 2|v|^2 + 4(|u|^2|v|^2 - (u \cdot v)^2) \ge 1`:
+
+  .. math::
+
+      \kappa = \frac{2}{\pi} \arcsin\frac{q}{\sqrt{p_u p_v}}
+             = \frac{2}{\pi} \operatorname{atan2}(q, \sqrt{\Delta}),
+      \qquad
+      \nabla_u \kappa = \frac{4}{\pi \sqrt{\Delta}}
+          \Big(v - \frac{2\, u \cdot v}{p_u}\, u\Big).
+
+* erf on the sphere has no closed form: unsupported.
+
+Both gradients have the form :math:`\beta(u, v)\, v + \gamma(u, v)\, u`, so the velocity
+sums are one GEMM, :math:`\sum_l \omega_l \beta_{il} b_l`, plus a per-particle multiple of
+:math:`a_i`.  Cost per evaluation: the Gram matrix :math:`B_{:m+m_0} B^T` (one GEMM,
+:math:`O((m + m_0)^2 d)`), :math:`O((m + m_0)^2)` elementwise work in ``prange`` over rows,
+and one more GEMM for the gradients; no sample is drawn.  Every reduction runs in a fixed
+order, so results do not depend on the number of threads.
+"""
+
+import math
+
+import numpy as np
+from numba import prange
+
+from .jit import jit, jit_parallel
+from .elementwise import ERF, RELU, SQUARED
+
+_PI = math.pi
+_INV_2PI = 1.0 / (2.0 * math.pi)
+_TWO_OVER_PI = 2.0 / math.pi
+_FOUR_OVER_PI = 4.0 / math.pi
+
+_ACT_NAMES = {"relu": RELU, "erf": ERF}
+_LOSS_NAMES = {"squared": SQUARED}
+
+
+def supported(act, tact, sphere, bias, loss):
+    """Whether the exact population risk/velocity exists for this setting.
+
+    Parameters
+    ----------
+    act, tact : int or str
+        Student and teacher activation (ids of :mod:`meanfield.kernels.elementwise`, or the
+        names ``"relu"``, ``"erf"``).
+    sphere : bool
+        Inputs uniform on the unit sphere (else standard Gaussian).
+    bias : bool
+        Whether the student carries a bias column.
+    loss : int or str
+        Loss id or name.
+
+    Returns
+    -------
+    bool
+        True only for (relu, relu) with Gaussian or sphere inputs and (erf, erf) with
+        Gaussian inputs, without bias, under the squared loss.
+    """
+    act = _ACT_NAMES.get(act, act) if isinstance(act, str) else act
+    tact = _ACT_NAMES.get(tact, tact) if isinstance(tact, str) else tact
+    loss = _LOSS_NAMES.get(loss, loss) if isinstance(loss, str) else loss
+    if bias or loss != SQUARED or act != tact:
+        return False
+    if act == RELU:
+        return True
+    if act == ERF:
+        return not sphere
+    return False
+
+
+@jit
+def _check(act, sphere):
+    """Raise ValueError unless (act, sphere) has a closed-form kernel."""
+    if act == RELU:
+        return
+    if act == ERF and not sphere:
+        return
+    raise ValueError("population kernel: only relu (gaussian or sphere) and erf (gaussian)")
+
+
+@jit
+def _relu_entry(nu2, nv2, uv, diag):
+    r"""Arc-cosine kernel terms for one pair, Gaussian inputs.
+
+    Returns :math:`(\kappa, \beta, \gamma)` with
+    :math:`\nabla_u \kappa = \beta v + \gamma u`:
+    :math:`\beta = (\pi - \vartheta) / 2\pi`, :math:`\gamma = |v| \sin\vartheta / (2\pi |u|)`.
+    ``diag`` marks u = v (the angle is then exactly 0).
+    """
+    if nu2 <= 0.0 or nv2 <= 0.0:
+        return 0.0, 0.0, 0.0
+    nu = math.sqrt(nu2)
+    nv = math.sqrt(nv2)
+    if diag:
+        c = 1.0
+    else:
+        c = uv / (nu * nv)
+        if c > 1.0:
+            c = 1.0
+        elif c < -1.0:
+            c = -1.0
+    th = math.acos(c)
+    s = math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))
+    kap = nu * nv * (s + (_PI - th) * c) * _INV_2PI
+    beta = (_PI - th) * _INV_2PI
+    gamma = nv * s / nu * _INV_2PI
+    return kap, beta, gamma
+
+
+@jit
+def _erf_entry(nu2, nv2, uv, diag):
+    r"""Arcsine kernel terms for one pair, Gaussian inputs.
+
+    Returns :math:`(\kappa, \beta, \gamma)` with
+    :math:`\nabla_u \kappa = \beta v + \gamma u`:
+    :math:`\beta = 4 / (\pi \sqrt{\Delta})`, :math:`\gamma = -\beta\, 2 u \cdot v / p_u`.
+    """
+    if diag:
+        nv2 = nu2
+        uv = nu2
+    pu = 1.0 + 2.0 * nu2
+    q = 2.0 * uv
+    den = 1.0 + 2.0 * (nu2 + nv2) + 4.0 * max(nu2 * nv2 - uv * uv, 0.0)
+    r = math.sqrt(den)
+    kap = _TWO_OVER_PI * math.atan2(q, r)
+    beta = _FOUR_OVER_PI / r
+    gamma = -beta * q / pu
+    return kap, beta, gamma
+
+
+@jit
+def _entry(act, nu2, nv2, uv, diag):
+    """(kappa, beta, gamma) of one pair for activation ``act`` (Gaussian inputs)."""
+    if act == RELU:
+        return _relu_entry(nu2, nv2, uv, diag)
+    return _erf_entry(nu2, nv2, uv, diag)
+
+
+@jit
+def _scale(sphere, d):
+    """Factor from Gaussian to sphere inputs (1/d for relu; 1 for Gaussian inputs)."""
+    return 1.0 / d if sphere else 1.0
+
+
+@jit
+def _sqnorms(U):
+    n, d = U.shape
+    out = np.empty(n)
+    for i in range(n):
+        acc = 0.0
+        for k in range(d):
+            acc += U[i, k] * U[i, k]
+        out[i] = acc
+    return out
+
+
+@jit_parallel
+def pair_kernel(act, sphere, U, W):
+    r"""Pair kernel matrix :math:`K_{il} = \kappa(u_i, w_l) = E_x[s(u_i \cdot x) s(w_l \cdot x)]`.
+
+    Parameters
+    ----------
+    act : int
+        RELU or ERF.
+    sphere : bool
+        x uniform on the unit sphere (relu only) instead of :math:`N(0, I_d)`.
+    U : (n1, d) float64
+    W : (n2, d) float64
+
+    Returns
+    -------
+    (n1, n2) float64
+
+    Raises
+    ------
+    ValueError
+        For a combination without closed form (erf on the sphere, other activations).
+    """
+    _check(act, sphere)
+    U = np.ascontiguousarray(U)
+    W = np.ascontiguousarray(W)
+    n1, d = U.shape
+    n2 = W.shape[0]
+    scale = _scale(sphere, d)
+    G = np.dot(U, W.T)
+    su = _sqnorms(U)
+    sw = _sqnorms(W)
+    K = np.empty((n1, n2))
+    for i in prange(n1):
+        for l in range(n2):
+            kap, beta, gamma = _entry(act, su[i], sw[l], G[i, l], False)
+            K[i, l] = scale * kap
+    return K
+
+
+@jit_parallel
+def pair_kernel_grad(act, sphere, U, W):
+    r"""Gradient of the pair kernel in its first argument.
+
+    .. math:: \nabla_u \kappa(u_i, w_l) = E_x[s'(u_i \cdot x)\, x\, s(w_l \cdot x)]
+
+    Parameters and errors as :func:`pair_kernel`.
+
+    Returns
+    -------
+    (n1, n2, d) float64
+        ``out[i, l] = beta_il * w_l + gamma_il * u_i`` (zero where :math:`|u_i| = 0` for relu).
+    """
+    _check(act, sphere)
+    U = np.ascontiguousarray(U)
+    W = np.ascontiguousarray(W)
+    n1, d = U.shape
+    n2 = W.shape[0]
+    scale = _scale(sphere, d)
+    G = np.dot(U, W.T)
+    su = _sqnorms(U)
+    sw = _sqnorms(W)
+    out = np.empty((n1, n2, d))
+    for i in prange(n1):
+        for l in range(n2):
+            kap, beta, gamma = _entry(act, su[i], sw[l], G[i, l], False)
+            for k in range(d):
+                out[i, l, k] = scale * (beta * W[l, k] + gamma * U[i, k])
+    return out
+
+
+@jit
+def _stack(P, T, alpha):
+    """Stacked input weights B = [A; Theta] (m + m0, d) and signed weights omega."""
+    m, D = P.shape
+    m0 = T.shape[0]
+    d = D - 1
+    if T.shape[1] != D:
+        raise ValueError("population kernel: teacher and particles differ in dimension")
+    B = np.empty((m + m0, d))
+    w = np.empty(m + m0)
+    for i in range(m):
+        for k in range(d):
+            B[i, k] = P[i, k]
+        w[i] = alpha / m * P[i, d]
+    for j in range(m0):
+        for k in range(d):
+            B[m + j, k] = T[j, k]
+        w[m + j] = -T[j, d] / m0
+    return B, w
+
+
+@jit_parallel
+def _rows(act, scale, B, w, ngrad, Kw, C, g):
+    r"""Kernel sums over all columns, for every row of the stacked weights ``B``.
+
+    ``Kw[i] = sum_l omega_l kappa(b_i, b_l)``; for ``i < ngrad`` also
+    ``C[i, l] = omega_l beta_il`` and ``g[i] = sum_l omega_l gamma_il``, so that
+    ``sum_l omega_l grad_u kappa(b_i, b_l) = (C B)_i + g_i b_i``.
+    """
+    n = B.shape[0]
+    G = np.dot(B, B.T)
+    sq = _sqnorms(B)
+    for i in prange(n):
+        ksum = 0.0
+        gsum = 0.0
+        for l in range(n):
+            kap, beta, gamma = _entry(act, sq[i], sq[l], G[i, l], i == l)
+            ksum += w[l] * kap
+            if i < ngrad:
+                C[i, l] = scale * w[l] * beta
+                gsum += w[l] * gamma
+        Kw[i] = scale * ksum
+        if i < ngrad:
+            g[i] = scale * gsum
+
+
+@jit
+def _risk_from_rows(w, Kw, noise):
+    """R = (omega^T K omega + noise^2) / 2, the quadratic form clipped at 0 (rounding)."""
+    er2 = 0.0
+    for i in range(w.shape[0]):
+        er2 += w[i] * Kw[i]
+    return 0.5 * (max(er2, 0.0) + noise * noise)
+
+
+@jit_parallel
+def population_risk(P, T, act, alpha, noise, sphere):
+    r"""Exact population risk :math:`R = E[(f(x) - y)^2] / 2`.
+
+    .. math::
+
+        R = \tfrac12\big(E f^2 - 2 E f f^* + E f^{*2} + \sigma^2\big)
+          = \tfrac12\Big(\sum_{l,l'} \omega_l \omega_{l'} \kappa(b_l, b_{l'}) + \sigma^2\Big).
+
+    Parameters
+    ----------
+    P : (m, d + 1) float64
+        Student particles, rows [a, c] (no bias).
+    T : (m0, d + 1) float64
+        Teacher, rows [theta, t]; same activation as the student.
+    act : int
+        RELU or ERF.
+    alpha : float
+        Output scale of the student.
+    noise : float
+        Label-noise standard deviation sigma.
+    sphere : bool
+        Inputs uniform on the unit sphere (relu only) instead of N(0, I_d).
+
+    Returns
+    -------
+    float
+        R; the quadratic form is clipped at 0 against rounding.  Cost
+        O((m + m0)^2 d); no sampling.
+    """
+    _check(act, sphere)
+    B, w = _stack(P, T, alpha)
+    n, d = B.shape
+    Kw = np.empty(n)
+    _rows(act, _scale(sphere, d), B, w, 0, Kw, np.empty((0, n)), np.empty(0))
+    return _risk_from_rows(w, Kw, noise)
+
+
+@jit_parallel
+def population_risk_and_velocity(P, T, act, alpha, lam, noise, sphere, V):
+    r"""Exact population risk and velocity :math:`v_i = -m \nabla_{w_i} J`.
+
+    .. math::
+
+        v_{c,i} = -\frac{1}{\alpha} E[r(x) s(a_i \cdot x)] - \lambda c_i, \qquad
+        v_{a,i} = -\frac{c_i}{\alpha} E[r(x) s'(a_i \cdot x) x] - \lambda a_i,
+
+    with :math:`r = f - f^*`, :math:`E[r s(a_i \cdot x)] = \sum_l \omega_l \kappa(a_i, b_l)`
+    and :math:`E[r s'(a_i \cdot x) x] = \sum_l \omega_l \nabla_u \kappa(a_i, b_l)`
+    (see the module docstring).  Label noise only shifts R by :math:`\sigma^2/2`.
+
+    Parameters
+    ----------
+    P, T, act, alpha, noise, sphere
+        As in :func:`population_risk`.
+    lam : float
+        Weight decay.
+    V : (m, d + 1) float64
+        Output: the velocity.
+
+    Returns
+    -------
+    float
+        The population risk R.
+    """
+    _check(act, sphere)
+    B, w = _stack(P, T, alpha)
+    n, d = B.shape
+    m = P.shape[0]
+    Kw = np.empty(n)
+    C = np.empty((m, n))
+    g = np.empty(m)
+    _rows(act, _scale(sphere, d), B, w, m, Kw, C, g)
+    S = np.dot(C, B)
+    inv_alpha = 1.0 / alpha
+    for i in range(m):
+        ci = P[i, d]
+        for k in range(d):
+            V[i, k] = -ci * inv_alpha * (S[i, k] + g[i] * P[i, k]) - lam * P[i, k]
+        V[i, d] = -inv_alpha * Kw[i] - lam * ci
+    return _risk_from_rows(w, Kw, noise)

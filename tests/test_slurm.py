@@ -1,0 +1,196 @@
+"""A sweep through a real Slurm: the array job script, warm-up, requeue after SIGUSR1.
+
+Needs a working Slurm (``.ci/slurm-up`` starts a single-node one where it can);
+skipped, with the reason, when there is none.
+"""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numba
+import pytest
+
+from meanfield import InputError, open_run, simulate
+from meanfield import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 300
+
+
+def slurm_problem():
+    """Why Slurm cannot run jobs here, or None."""
+    for tool in ("sbatch", "sinfo", "squeue", "scontrol", "scancel"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not on PATH"
+    try:
+        r = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True,
+                           text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer in 30 s"
+    if r.returncode:
+        return f"sinfo failed: {r.stderr.strip() or r.returncode}"
+    states = [line.split()[-1] for line in r.stdout.splitlines() if line.strip()]
+    if not any(s.rstrip("*~#!%$@^-").lower() in ("idle", "mixed", "allocated", "completing")
+               for s in states):
+        return f"no responding node (sinfo: {r.stdout.strip() or 'no nodes'})"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm():
+    problem = slurm_problem()
+    if problem:
+        print(f"\ntest_slurm skipped: {problem}", file=sys.stderr)
+        pytest.skip(f"no usable Slurm: {problem}")
+
+
+def cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("SLURM_ARRAY_TASK_ID", None)
+    r = subprocess.run([sys.executable, "-m", "meanfield.cli", *map(str, args)],
+                       capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r.stdout
+
+
+def job_gone(job):
+    r = subprocess.run(["squeue", "-h", "-j", str(job)], capture_output=True, text=True)
+    return r.returncode != 0 or not r.stdout.strip()
+
+
+def logs(folder):
+    return "".join(p.read_text() for p in sorted((folder / "logs").glob("*.out")))
+
+
+TINY = """\
+[base]
+model.activation = "relu"
+data.d = 2
+data.n_train = 16
+data.n_test = 16
+train.lr = 0.05
+train.steps = 50
+record.every = 10
+[grid]
+"model.m" = [4, 8]
+[seeds]
+count = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 4-point sweep submitted with sbatch --wait: warm-up in the job, then every point."""
+    tmp = tmp_path_factory.mktemp("slurm")
+    (tmp / "sweep.toml").write_text(TINY)
+    folder = tmp / "tiny"
+    cli("sweep", "plan", tmp / "sweep.toml", "-o", folder)
+    out = cli("sweep", "sbatch", folder, "--max-parallel", "2", "--time", "00:10:00")
+    script = folder / "sweep.sbatch"
+    assert f"sbatch {script}" in out
+    r = subprocess.run(["sbatch", "--wait", str(script)], capture_output=True, text=True,
+                       timeout=TIMEOUT, cwd=tmp)
+    assert r.returncode == 0, (r.stdout, r.stderr, logs(folder))
+    return folder
+
+
+def test_array_job_runs_every_point(tiny):
+    folder = tiny
+    assert cli("sweep", "status", folder).split() == ["completed", "4", "total", "4"]
+    cli("sweep", "collect", folder)
+    with open(folder / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["index"]) for r in rows] == [0, 1, 2, 3]
+    assert {int(r["model.m"]) for r in rows} == {4, 8}
+    text = logs(folder)
+    assert len(list((folder / "logs").glob("*.out"))) == 4
+    assert text.count("warming the numba cache") == 1, text
+    assert text.count(": completed (started)") == 4, text
+    assert len(list((folder / "numba-cache").glob("warm-*"))) == 1
+
+
+LONG = """\
+[base]
+model.m = 4
+data.d = 2
+data.n_train = 8
+data.n_test = 8
+train.steps = 1000000
+train.lr = 0.001
+record.every = 1000
+record.snapshot_every = 100000
+record.checkpoint_every = 2000
+"""
+
+
+def test_usr1_before_the_time_limit_checkpoints_requeues_and_resumes(tiny, tmp_path):
+    folder = tmp_path / "long"
+    (tmp_path / "long.toml").write_text(LONG)
+    plan = sweep.plan(tmp_path / "long.toml", folder)
+    # share the compiled kernels of the first sweep (same machine)
+    (folder / "numba-cache").symlink_to(tiny / "numba-cache", target_is_directory=True)
+    script = sweep.sbatch_script(folder, time="00:10:00")
+    r = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip().split(";")[0]
+
+    def recorded():
+        try:
+            with open_run(plan.path(0)) as run:
+                return len(run.observable("train_loss").step)
+        except (InputError, OSError, KeyError):
+            return 0
+
+    deadline = time.monotonic() + TIMEOUT
+    while not recorded() and time.monotonic() < deadline:
+        assert not job_gone(job), logs(folder)
+        time.sleep(0.1)
+    assert recorded(), logs(folder)
+    # what Slurm does 60 s before the time limit (--signal=B:USR1@60)
+    subprocess.run(["scancel", "--batch", "--signal=USR1", f"{job}_0"], check=True, timeout=60)
+    hurried = False
+    while not job_gone(job) and time.monotonic() < deadline:
+        if not hurried:
+            # a requeued job waits 2 minutes before it may start again: skip the wait
+            r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"],
+                               capture_output=True, text=True)
+            if r.stdout.split()[:1] == ["PENDING"] and "BeginTime" in r.stdout:
+                subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"],
+                               timeout=60)
+                hurried = True
+        time.sleep(0.5)
+    assert job_gone(job), f"job {job} still queued after {TIMEOUT} s\n" + logs(folder)
+    text = logs(folder)
+    assert "exit status 138" in text and "requeueing job" in text, text
+    assert "restart 1)" in text and "resumed (running)" in text, text
+    assert sweep.point_statuses(folder) == ["completed"]
+    with open_run(plan.path(0)) as run:
+        assert run.steps[-1] == 1000000
+    # bit-identical to an uninterrupted run with the same number of threads
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        simulate(plan.config(0), out=tmp_path / "reference.h5")
+    finally:
+        numba.set_num_threads(threads)
+    with open_run(plan.path(0)) as a, open_run(tmp_path / "reference.h5") as b:
+        assert (a.particles(slice(None)) == b.particles(slice(None))).all()
+        for name in a.observable_names:
+            assert (a.observable(name).value == b.observable(name).value).all()
+
+
+def test_run_sweep_through_submitit(tmp_path):
+    submitit = pytest.importorskip("submitit")
+    (tmp_path / "sweep.toml").write_text(TINY)
+    folder = tmp_path / "submitit"
+    sweep.plan(tmp_path / "sweep.toml", folder)
+    executor = submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="slurm")
+    executor.update_parameters(timeout_min=10, cpus_per_task=1)
+    assert sweep.run_sweep(folder, executor) == ["completed"] * 4
+    assert sweep.status(folder)["completed"] == 4
