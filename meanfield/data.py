@@ -102,16 +102,20 @@ def make_dataset(config, rng: np.random.Generator) -> Dataset:
     dc = config.data
     if dc.kind == "file":
         return load_dataset(dc.path, config)
-    x_train = sample_inputs(config, dc.n_train, rng)
-    x_test = sample_inputs(config, dc.n_test, rng)
+    # independent streams, so that the teacher and the test set do not depend on n_train
+    teacher_rng, train_rng, test_rng = rng.spawn(3)
+    x_train = sample_inputs(config, dc.n_train, train_rng)
+    x_test = sample_inputs(config, dc.n_test, test_rng)
     if dc.kind == "random_labels":
-        y_train = rng.choice([-1.0, 1.0], size=dc.n_train)
-        y_test = rng.choice([-1.0, 1.0], size=dc.n_test)
+        y_train = train_rng.choice([-1.0, 1.0], size=dc.n_train)
+        y_test = test_rng.choice([-1.0, 1.0], size=dc.n_test)
         return Dataset(x_train, y_train, x_test, y_test)
-    teacher = make_teacher(config, rng)
+    teacher = make_teacher(config, teacher_rng)
     tact, loss = ACT_IDS[dc.teacher_activation], LOSS_IDS[config.loss.name]
-    y_train = teacher_labels(teacher, tact, x_train, rng.standard_normal(dc.n_train), dc.noise, loss)
-    y_test = teacher_labels(teacher, tact, x_test, rng.standard_normal(dc.n_test), dc.noise, loss)
+    y_train = teacher_labels(teacher, tact, x_train, train_rng.standard_normal(dc.n_train),
+                             dc.noise, loss)
+    y_test = teacher_labels(teacher, tact, x_test, test_rng.standard_normal(dc.n_test),
+                            dc.noise, loss)
     return Dataset(x_train, y_train, x_test, y_test, teacher)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import uuid
 from collections import namedtuple
 from pathlib import Path
 
@@ -138,7 +139,8 @@ class RunWriter:
             cannot be written.
         """
         if path is None:
-            h5 = h5py.File(f"meanfield-{id(data)}.h5", "w", driver="core",
+            # a name no other open in-memory file has (HDF5 refuses to truncate an open file)
+            h5 = h5py.File(f"meanfield-{uuid.uuid4().hex}.h5", "w", driver="core",
                            backing_store=False, libver="latest")
             cls._layout(h5, config, data, P0, observables)
             return cls(h5, None)

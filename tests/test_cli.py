@@ -420,8 +420,6 @@ def test_data_file_corrupt(tmp_path):
                        output=tmp_path / "out.h5")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an .h5 data file where x_train is a group, "
-                   "not a dataset, ends in a TypeError traceback (data.load_dataset)")
 def test_h5_data_file_with_group_instead_of_array(tmp_path):
     with h5py.File(tmp_path / "d.h5", "w") as h5:
         h5.create_group("x_train")
@@ -490,9 +488,6 @@ def test_output_is_a_directory(work):
     assert_input_error(result, "outdir", folder=work, before=before)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --overwrite onto a directory: os.replace raises "
-                   "IsADirectoryError outside the handler in storage._replacing.__exit__ "
-                   "(traceback, exit 1, leftover .outdir.tmp-PID file)")
 def test_overwrite_onto_a_directory(work):
     (work / "outdir").mkdir()
     before = listing(work)
@@ -523,8 +518,6 @@ def test_info_hdf5_but_not_a_run(tmp_path):
     assert_input_error(result, "other.h5", folder=tmp_path, before=before)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a run file whose /parameters group is missing "
-                   "(corrupt) gives a KeyError traceback in `info` instead of exit 2")
 def test_info_run_file_missing_parameters(tiny_run, tmp_path):
     folder, _ = tiny_run
     damaged = tmp_path / "damaged.h5"

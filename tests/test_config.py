@@ -164,8 +164,6 @@ def test_round_trip_distinguishes_configs():
     assert b != a and b.model.m == 9
 
 
-@pytest.mark.xfail(strict=True, reason="bug: to_toml does not escape control characters "
-                   "(newline, \\x01, DEL) in strings, so the TOML it writes is invalid")
 @pytest.mark.parametrize("path", ["line\nbreak.npz", "ctl\x01.npz", "del\x7f.npz"])
 def test_round_trip_string_with_control_characters(path):
     cfg = Config.from_dict({"data": {"kind": "file", "path": path}})

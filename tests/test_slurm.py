@@ -63,6 +63,36 @@ def job_gone(job):
     return r.returncode != 0 or not r.stdout.strip()
 
 
+def submit(script, cwd):
+    """Submit ``script``; returns the job id."""
+    r = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,
+                       timeout=60, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().split(";")[0]
+
+
+def wait_for(job, folder, hurry=False):
+    """Wait until ``job`` has left the queue; cancel it (and fail) after TIMEOUT seconds.
+
+    ``hurry``: start a requeued task at once instead of after Slurm's 2-minute hold.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while not job_gone(job):
+            assert time.monotonic() < deadline, (f"job {job} still queued after {TIMEOUT} s\n"
+                                                 + logs(folder))
+            if hurry:
+                r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"],
+                                   capture_output=True, text=True)
+                if r.stdout.split()[:1] == ["PENDING"] and "BeginTime" in r.stdout:
+                    subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"],
+                                   timeout=60)
+            time.sleep(0.5)
+    finally:
+        if not job_gone(job):
+            subprocess.run(["scancel", job], timeout=60)
+
+
 def logs(folder):
     return "".join(p.read_text() for p in sorted((folder / "logs").glob("*.out")))
 
@@ -93,9 +123,8 @@ def tiny(tmp_path_factory):
     out = cli("sweep", "sbatch", folder, "--max-parallel", "2", "--time", "00:10:00")
     script = folder / "sweep.sbatch"
     assert f"sbatch {script}" in out
-    r = subprocess.run(["sbatch", "--wait", str(script)], capture_output=True, text=True,
-                       timeout=TIMEOUT, cwd=tmp)
-    assert r.returncode == 0, (r.stdout, r.stderr, logs(folder))
+    job = submit(script, tmp)
+    wait_for(job, folder)
     return folder
 
 
@@ -135,10 +164,7 @@ def test_usr1_before_the_time_limit_checkpoints_requeues_and_resumes(tiny, tmp_p
     # share the compiled kernels of the first sweep (same machine)
     (folder / "numba-cache").symlink_to(tiny / "numba-cache", target_is_directory=True)
     script = sweep.sbatch_script(folder, time="00:10:00")
-    r = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,
-                       timeout=60, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    job = r.stdout.strip().split(";")[0]
+    job = submit(script, tmp_path)
 
     def recorded():
         try:
@@ -149,23 +175,15 @@ def test_usr1_before_the_time_limit_checkpoints_requeues_and_resumes(tiny, tmp_p
 
     deadline = time.monotonic() + TIMEOUT
     while not recorded() and time.monotonic() < deadline:
-        assert not job_gone(job), logs(folder)
+        if job_gone(job):
+            break
         time.sleep(0.1)
-    assert recorded(), logs(folder)
+    if not recorded():
+        subprocess.run(["scancel", job], timeout=60)
+        pytest.fail("the job recorded nothing\n" + logs(folder))
     # what Slurm does 60 s before the time limit (--signal=B:USR1@60)
     subprocess.run(["scancel", "--batch", "--signal=USR1", f"{job}_0"], check=True, timeout=60)
-    hurried = False
-    while not job_gone(job) and time.monotonic() < deadline:
-        if not hurried:
-            # a requeued job waits 2 minutes before it may start again: skip the wait
-            r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"],
-                               capture_output=True, text=True)
-            if r.stdout.split()[:1] == ["PENDING"] and "BeginTime" in r.stdout:
-                subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"],
-                               timeout=60)
-                hurried = True
-        time.sleep(0.5)
-    assert job_gone(job), f"job {job} still queued after {TIMEOUT} s\n" + logs(folder)
+    wait_for(job, folder, hurry=True)
     text = logs(folder)
     assert "exit status 138" in text and "requeueing job" in text, text
     assert "restart 1)" in text and "resumed (running)" in text, text
