@@ -90,9 +90,9 @@ else:  # pragma: no cover
 from .config import Config
 from .errors import InputError
 
-__all__ = ["Plan", "Point", "Problem", "plan", "load_plan", "point_seed", "run_point",
-           "run_config", "run_local", "run_sweep", "status", "point_statuses", "collect",
-           "sbatch_script", "warmup", "PointInterrupted"]
+__all__ = ["Plan", "Point", "Problem", "PointInterrupted", "read_sweep", "plan", "load_plan",
+           "point_seed", "run_point", "run_config", "run_local", "run_sweep", "file_status",
+           "point_statuses", "status", "collect", "sbatch_script", "warmup"]
 
 log = logging.getLogger(__name__)
 

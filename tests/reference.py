@@ -51,6 +51,9 @@ __all__ = [
     "fd_velocity",
     "gd",
     "teacher_forward",
+    "tangent_forward",
+    "tangent_objective",
+    "relu_population_velocity",
 ]
 
 
@@ -417,3 +420,53 @@ def tangent_objective(P, P0, X, y, activation, loss, alpha, bias, weight_decay):
     R = np.mean(ell(tangent_forward(P, P0, X, activation, alpha, bias), y))
     m = P.shape[0]
     return R / alpha ** 2 + weight_decay / m * np.sum(P ** 2) / 2
+
+
+def relu_population_velocity(P, T, alpha, weight_decay):
+    """Exact population risk and velocity for relu without bias, x ~ N(0, I_d), squared loss.
+
+    With the arc-cosine kernel of degree 1 (Cho & Saul), for the angle theta
+    between u and v,
+
+    .. math::
+
+        \\kappa(u, v) = E[(u \\cdot x)_+ (v \\cdot x)_+]
+                     = \\frac{|u||v|}{2\\pi} (\\sin\\theta + (\\pi - \\theta)\\cos\\theta),
+        \\qquad
+        E[1\\{u \\cdot x > 0\\}\\, x\\, (v \\cdot x)_+]
+                     = \\frac{1}{2\\pi} \\Big((\\pi - \\theta) v + \\sin\\theta\\, |v| \\frac{u}{|u|}\\Big).
+
+    The residual f - f* is :math:`\\sum_l \\omega_l (b_l \\cdot x)_+` over the
+    stacked student and teacher weights, omega = (alpha c / m, -t / m0), so
+    R = omega^T K omega / 2 and v_i = -(1/alpha) (E[r s(a_i x)], c_i E[r s'(a_i x) x]) - lam w_i.
+
+    Parameters
+    ----------
+    P : ndarray, shape (m, d + 1)
+        Student particles, columns [a, c].
+    T : ndarray, shape (m0, d + 1)
+        Teacher, columns [theta, t]; f*(x) = (1/m0) sum_l t_l (theta_l . x)_+.
+    alpha, weight_decay : float
+
+    Returns
+    -------
+    R : float
+    V : ndarray, shape (m, d + 1)
+    """
+    m, m0 = P.shape[0], T.shape[0]
+    B = np.vstack([P[:, :-1], T[:, :-1]])
+    omega = np.concatenate([alpha / m * P[:, -1], -T[:, -1] / m0])
+    norms = np.linalg.norm(B, axis=1)
+    cos = np.clip((B @ B.T) / np.outer(norms, norms), -1.0, 1.0)
+    theta = np.arccos(cos)
+    K = np.outer(norms, norms) / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * cos)
+    R = omega @ K @ omega / 2
+    Kw = K[:m] @ omega                                  # E[r (a_i . x)_+]
+    th, sn = theta[:m], np.sin(theta[:m])
+    # sum_l omega_l E[1{a_i x > 0} x (b_l x)_+]
+    G = ((np.pi - th) * omega) @ B + ((sn * omega) @ norms / norms[:m])[:, None] * P[:, :-1]
+    G /= 2 * np.pi
+    V = np.empty_like(P)
+    V[:, :-1] = -(P[:, -1:] / alpha) * G - weight_decay * P[:, :-1]
+    V[:, -1] = -Kw / alpha - weight_decay * P[:, -1]
+    return R, V

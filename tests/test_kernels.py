@@ -10,10 +10,12 @@ import reference as ref
 from meanfield.activations import IDS as ACT
 from meanfield.activations import NAMES as ACTIVATIONS
 from meanfield.kernels import forward, risk, risk_and_velocity, train_chunk, GD, N_OBSERVABLES
-from meanfield.kernels.network import DIRECT_MAX_WORK
+from meanfield.kernels import model_risk_and_velocity, tangent_forward
+from meanfield.kernels.jit import PARALLEL_MIN_WORK
+from meanfield.kernels.network import DIRECT_MAX_WORK, tile_rows
 from meanfield.losses import IDS as LOSS
 
-# (n, m, d): the first runs the plain-loop path, the second the tiled GEMM path over two tiles
+# (n, m, d): the first runs the plain-loop path, the second the GEMM path (one tile)
 SIZES = [(7, 6, 3), (300, 40, 8)]
 CASES = list(itertools.product(ACTIVATIONS, ("squared", "logistic"), (False, True)))
 
@@ -86,7 +88,9 @@ def test_50_gd_steps_match_reference(act, loss, bias, size):
 
 def test_results_do_not_depend_on_thread_count():
     import numba
-    P, X, y = make_problem(600, 64, 20, True, "squared", seed=2)
+    n, m, d = 3000, 64, 20
+    assert tile_rows(n, m, d) * m >= PARALLEL_MIN_WORK  # the parallel path runs
+    P, X, y = make_problem(n, m, d, True, "squared", seed=2)
     results = []
     for threads in (1, numba.config.NUMBA_NUM_THREADS):
         numba.set_num_threads(threads)
@@ -96,3 +100,24 @@ def test_results_do_not_depend_on_thread_count():
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
     assert rel(results[0][1], results[1][1]) < 1e-12
+
+
+@pytest.mark.parametrize("act,loss,bias", [("relu", "squared", False), ("tanh", "logistic", True),
+                                           ("erf", "squared", True)])
+def test_several_tiles_network_and_tangent_model(act, loss, bias):
+    """A system large enough for three data tiles (the last one partial) on the GEMM path."""
+    n, m, d = 1100, 2048, 2
+    t = tile_rows(n, m, d)
+    assert 0 < t and 2 * t < n < 3 * t
+    P0, X, y = make_problem(n, m, d, bias, loss, seed=8)
+    P = P0 + 0.1 * np.random.default_rng(9).standard_normal(P0.shape)
+    alpha = 3.0
+    V = np.empty_like(P)
+    R = risk_and_velocity(P, X, y, ACT[act], LOSS[loss], alpha, 0.2, V)
+    assert R == pytest.approx(ref.risk(P, X, y, act, loss, alpha, bias), rel=1e-12)
+    assert rel(V, ref.velocity(P, X, y, act, loss, alpha, bias, 0.2)) < 1e-12
+    assert rel(forward(P, X, ACT[act], alpha), ref.forward(P, X, act, alpha, bias)) < 1e-12
+    T_ref = ref.tangent_forward(P, P0, X, act, alpha, bias)
+    assert rel(tangent_forward(P, P0, X, ACT[act], alpha), T_ref) < 1e-12
+    R = model_risk_and_velocity(P, P0, True, X, y, ACT[act], LOSS[loss], alpha, 0.0, V)
+    assert R == pytest.approx(np.mean(ref.LOSSES[loss][0](T_ref, y)), rel=1e-12)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import reference as ref
+from meanfield.kernels.jit import PARALLEL_MIN_WORK
 from meanfield.kernels.elementwise import ERF, LOGISTIC, RELU, SIGMOID, SQUARED, TANH
 from meanfield.kernels.population import (
     pair_kernel,
@@ -261,7 +262,8 @@ def test_deterministic_thread_independent_no_sampling():
     def draw():
         return np.random.random()
 
-    d, m, m0 = 6, 40, 5
+    d, m, m0 = 6, 120, 5
+    assert 16 * (m + m0) ** 2 >= PARALLEL_MIN_WORK  # the parallel path runs
     P, T = teacher_student(d, m, m0, seed=10)
     for _, act, sphere in CASES:
         V1, V2, V3 = (np.empty_like(P) for _ in range(3))
@@ -310,3 +312,14 @@ def test_unsupported_raises(act, sphere):
         population_risk(P, T, act, 1.0, 0.0, sphere)
     with pytest.raises(ValueError):
         population_risk_and_velocity(P, T, act, 1.0, 0.0, 0.0, sphere, np.empty_like(P))
+
+
+@pytest.mark.parametrize("alpha,lam", [(1.0, 0.0), (7.0, 0.3)])
+def test_relu_gaussian_against_the_numpy_closed_form(alpha, lam):
+    """The compiled relu kernel sums against the plain NumPy arc-cosine formulas, to 1e-12."""
+    P, T = teacher_student(6, 40, 5, seed=11)
+    V = np.empty_like(P)
+    R = population_risk_and_velocity(P, T, RELU, alpha, lam, 0.0, False, V)
+    R_ref, V_ref = ref.relu_population_velocity(P, T, alpha, lam)
+    assert R == pytest.approx(R_ref, rel=1e-12)
+    assert np.max(np.abs(V - V_ref)) < 1e-12 * np.max(np.abs(V_ref))

@@ -367,7 +367,7 @@ def test_sbatch_script_content(finished, tmp_path):
                  "#SBATCH --cpus-per-task=2"]:
         assert line in text.splitlines(), line
     assert (folder / "logs").is_dir()
-    assert f'export NUMBA_CACHE_DIR="$SWEEP/numba-cache"' in text
+    assert 'export NUMBA_CACHE_DIR="$SWEEP/numba-cache"' in text
     assert f"SWEEP={folder.resolve()}" in text and f"PYTHON={sys.executable}" in text
     assert "meanfield warmup" in text
     assert '-m meanfield.cli sweep run "$SWEEP" --index "$index"' in text

@@ -67,6 +67,24 @@ def act_deriv(k, z):
 
 
 @jit
+def act_both(k, z):
+    """(value, derivative) of activation ``k`` at ``z``, sharing the transcendental work."""
+    if k == RELU:
+        return (z, 1.0) if z > 0.0 else (0.0, 0.0)
+    if k == SIGMOID:
+        s = sigmoid(z)
+        return s, s * (1.0 - s)
+    if k == TANH:
+        t = math.tanh(z)
+        return t, 1.0 - t * t
+    if k == SOFTPLUS:
+        return softplus(z), sigmoid(z)
+    if k == ERF:
+        return math.erf(z), _TWO_OVER_SQRT_PI * math.exp(-z * z)
+    return z, 1.0
+
+
+@jit
 def loss_value(k, f, y):
     """Loss ``k``: squared (f - y)^2 / 2 or logistic log(1 + exp(-y f))."""
     if k == SQUARED:

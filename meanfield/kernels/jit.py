@@ -5,6 +5,7 @@ Every kernel is compiled lazily (no eager signatures), in float64, with
 (``NUMBA_CACHE_DIR`` chooses where) instead of compiling.
 
 * :data:`jit` compiles scalar helpers and loops that call no parallel kernel.
+* :func:`threads_for` runs small ``prange`` loops on one thread.
 * :data:`jit_parallel` compiles every kernel that has a ``prange`` loop *or
   calls one that has*: a cached non-parallel function calling a parallel one
   can crash when it is loaded back from the cache (numba issue #8578), so
@@ -14,11 +15,30 @@ Every kernel is compiled lazily (no eager signatures), in float64, with
 
 import warnings
 
-from numba import njit
+from numba import get_num_threads, njit, set_num_threads
 from numba.core.errors import NumbaPerformanceWarning
 
 jit = njit(cache=True)
 jit_parallel = njit(cache=True, parallel=True)
+
+PARALLEL_MIN_WORK = 1 << 17
+"""Operations below which a ``prange`` loop runs on one thread: a parallel
+launch would cost more than it saves, and it stalls on a barrier whenever
+another process holds one of the cores (a local sweep, a shared node)."""
+
+
+@jit
+def threads_for(work):
+    """Limit the following ``prange`` loops to one thread if ``work < PARALLEL_MIN_WORK``.
+
+    Returns the previous thread count, to be given back to
+    ``numba.set_num_threads`` after the loop.  Each output of a ``prange``
+    loop is computed by one thread either way, so results do not change.
+    """
+    saved = get_num_threads()
+    if work < PARALLEL_MIN_WORK:
+        set_num_threads(1)
+    return saved
 
 warnings.filterwarnings("ignore", category=NumbaPerformanceWarning,
                         message=r"(?s).*parallel=True.*no transformation")

@@ -28,99 +28,284 @@ in place of the multiplying c, and g taken at Tf.  Both share one
 implementation: features (A, b) at w (or w0), output weights c, and for the
 tangent model the displacement (dA, db) and c0.
 
-Two paths compute the same sums.  Small systems run plain loops (no BLAS
-call overhead); large ones tile over the data and spend their time in GEMMs
-(``X_t A^T``, ``H^T X_t``, plus ``X_t dA^T`` for the tangent model) with the
-elementwise work fused in between, so memory beyond the inputs is
-O(tile * m).  Every reduction runs in a fixed order, so results do not depend
-on the number of threads.
+Two paths compute the same sums (:func:`tile_rows` chooses).
+
+* Small systems (n m d < ``DIRECT_MAX_WORK``) run plain loops: no BLAS call,
+  no thread launch, no allocation (every buffer lives in a workspace that
+  :func:`meanfield.kernels.training.train_chunk` allocates once per chunk).
+* Large systems tile over the data, ``t`` rows at a time with ``t m`` about
+  ``TILE_ELEMS``, so memory beyond the inputs is O(t m).  A step is two GEMMs
+  per tile, :math:`Z = X_t A^T` and
+  :math:`[\sum_j g_j s'(z_{ij}) x_j,\ \sum_j g_j s'(z_{ij})] = S'^T [g \odot X_t,\ g]`
+  (accumulated in place over the tiles), one GEMV :math:`S^T g`, and the
+  elementwise work (activation, its derivative, the output, the loss and g)
+  fused into one ``prange`` pass over the rows of the tile in between.  The
+  tangent model adds one GEMM :math:`X_t\, \Delta A^T`.
+
+Each output entry is summed by one thread in a fixed order (the row pass
+parallelises over rows; BLAS splits only the output entries among its
+threads), so results do not depend on the number of threads.
 """
 
 import numpy as np
-from numba import prange
+from numba import prange, set_num_threads
 
-from .jit import jit, jit_parallel
-from .elementwise import act_deriv, act_value, loss_deriv, loss_value
+from .blas import gemm, gemv_t
+from .elementwise import RELU, act_both, loss_deriv, loss_value
+from .jit import jit, jit_parallel, threads_for
 
-TILE = 256
-"""Rows of data per tile on the GEMM path."""
+TILE_ELEMS = 1 << 20
+"""Entries of one (tile rows, m) buffer on the GEMM path (8 MiB each; there are two,
+three for the tangent model)."""
 
 DIRECT_MAX_WORK = 1 << 16
 """Systems with n * m * d below this use the plain-loop path."""
 
 
 @jit
-def _split(P, d):
-    """Contiguous copies of a (m, d), b (m,) (zeros without bias) and c (m,)."""
-    m, D = P.shape
-    A = np.ascontiguousarray(P[:, :d])
-    b = P[:, d].copy() if D == d + 2 else np.zeros(m)
-    c = P[:, D - 1].copy()
-    return A, b, c
+def tile_rows(n, m, d):
+    """Rows of data per tile on the GEMM path, or 0 for the plain-loop path."""
+    if n * m * d < DIRECT_MAX_WORK:
+        return 0
+    return max(1, min(n, TILE_ELEMS // max(m, 1)))
 
 
 @jit
-def _model(P, P0, d, tangent):
-    """(A, b, c, dA, db, cm): feature weights, output weights, tangent displacement, multiplier.
+def workspace(n, m, d, tangent):
+    """Every buffer that a forward or velocity evaluation on n inputs needs.
 
-    For the network: features at w, cm = c, no displacement (dA has 0 rows).
-    For the tangent model: features at w0, dA = A - A0, db = b - b0, cm = c0.
+    Returns the tuple (A, b, c, dA, db, cm, acc, accc, S, H, DZ, Xg, fl, g):
+    features and output weights (the tangent model's displacement dA, db and
+    multiplier cm); the accumulators [sum_j g_j s' x_j, sum_j g_j s'] (m, d + 1)
+    and sum_j g_j s (m,); the tile buffers s(z) and s'(z) (t, m) (one row each
+    on the plain-loop path), X_t dA^T (tangent model only), [g x_j, g] (t, d + 1),
+    the loss or output of each row and g (t,).
     """
-    A, b, c = _split(P, d)
-    if not tangent:
-        return A, b, c, np.empty((0, d)), np.empty(0), c
-    A0, b0, c0 = _split(P0, d)
-    return A0, b0, c, A - A0, b - b0, c0
+    t = tile_rows(n, m, d)
+    r = max(t, 1)
+    mt = m if tangent else 0
+    return (np.empty((m, d)), np.empty(m), np.empty(m),
+            np.empty((mt, d)), np.empty(mt), np.empty(m),
+            np.empty((m, d + 1)), np.empty(m),
+            np.empty((r, m)), np.empty((r, m)), np.empty((t if tangent else 0, m)),
+            np.empty((t, d + 1)), np.empty(r), np.empty(r))
 
 
 @jit
-def _row_output(A, b, c, dA, db, cm, x, act, alpha, s_row, ds_row):
-    """Output at one input; fills s(z_i) and s'(z_i) into the row buffers."""
+def _features(P, P0, tangent, A, b, c, dA, db, cm):
+    """Fill (A, b, c, dA, db, cm) from the particles.
+
+    Network: features at w, cm = c.  Tangent model: features at w0,
+    dA = A - A0, db = b - b0, cm = c0.
+    """
+    m, D = P.shape
+    d = A.shape[1]
+    bias = D == d + 2
+    Q = P0 if tangent else P
+    for i in range(m):
+        for k in range(d):
+            A[i, k] = Q[i, k]
+        b[i] = Q[i, d] if bias else 0.0
+        c[i] = P[i, D - 1]
+        cm[i] = Q[i, D - 1]
+        if tangent:
+            for k in range(d):
+                dA[i, k] = P[i, k] - P0[i, k]
+            db[i] = P[i, d] - P0[i, d] if bias else 0.0
+
+
+# ----------------------------------------------------------------- plain-loop path
+@jit
+def _row_output(A, b, c, dA, db, cm, tangent, X, j, act, alpha, s_row, ds_row):
+    """Output at input ``X[j]``; fills s(z_i) and s'(z_i) into the row buffers."""
     m, d = A.shape
-    tangent = dA.shape[0] > 0
     acc = 0.0
     for i in range(m):
         z = b[i]
         for k in range(d):
-            z += A[i, k] * x[k]
-        s = act_value(act, z)
-        ds = act_deriv(act, z)
+            z += A[i, k] * X[j, k]
+        s, ds = act_both(act, z)
         s_row[i] = s
         ds_row[i] = ds
         acc += c[i] * s
         if tangent:
             dz = db[i]
             for k in range(d):
-                dz += dA[i, k] * x[k]
+                dz += dA[i, k] * X[j, k]
             acc += cm[i] * ds * dz
     return alpha / m * acc
 
 
-@jit_parallel
-def _outputs(A, b, c, dA, db, cm, X, act, alpha):
+@jit
+def _outputs_direct(A, b, c, dA, db, cm, tangent, X, act, alpha, s_row, ds_row, out):
+    for j in range(X.shape[0]):
+        out[j] = _row_output(A, b, c, dA, db, cm, tangent, X, j, act, alpha, s_row, ds_row)
+
+
+@jit
+def _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale,
+                       acc, accc, s_row, ds_row):
+    """Plain-loop path: returns sum_j loss_j and sets the g-weighted sums."""
     n, d = X.shape
     m = A.shape[0]
-    tangent = dA.shape[0] > 0
-    f = np.empty(n)
-    if n * m * d < DIRECT_MAX_WORK:
-        s_row = np.empty(m)
-        ds_row = np.empty(m)
-        for j in range(n):
-            f[j] = _row_output(A, b, c, dA, db, cm, X[j], act, alpha, s_row, ds_row)
-        return f
-    for j0 in range(0, n, TILE):
-        j1 = min(n, j0 + TILE)
-        Z = np.dot(X[j0:j1], A.T)
-        DZ = np.dot(X[j0:j1], dA.T) if tangent else Z
-        for r in prange(j1 - j0):
-            acc = 0.0
-            for i in range(m):
-                z = Z[r, i] + b[i]
-                acc += c[i] * act_value(act, z)
-                if tangent:
-                    acc += cm[i] * act_deriv(act, z) * (DZ[r, i] + db[i])
-            f[j0 + r] = alpha / m * acc
-    return f
+    for i in range(m):
+        accc[i] = 0.0
+        for k in range(d + 1):
+            acc[i, k] = 0.0
+    total = 0.0
+    for j in range(n):
+        f = _row_output(A, b, c, dA, db, cm, tangent, X, j, act, alpha, s_row, ds_row)
+        total += loss_value(loss, f, y[j])
+        g = loss_deriv(loss, f, y[j]) * gscale
+        for i in range(m):
+            accc[i] += g * s_row[i]
+            h = g * ds_row[i]
+            for k in range(d):
+                acc[i, k] += h * X[j, k]
+            acc[i, d] += h
+    return total
+
+
+# ---------------------------------------------------------------------- GEMM path
+@jit
+def _row_features(act, tangent, S, H, DZ, r, b, c, db, cm):
+    """Row r of a tile: S[r] <- s(S[r] + b), H[r] <- s'(S[r] + b); returns the output sum.
+
+    The output sum is sum_i c_i s(z_i) (plus sum_i cm_i s'(z_i) (DZ[r, i] + db_i)
+    for the tangent model).  Relu, the common case, has its own branch-free
+    loop.
+    """
+    m = S.shape[1]
+    acc = 0.0
+    if tangent:
+        for i in range(m):
+            s, ds = act_both(act, S[r, i] + b[i])
+            S[r, i] = s
+            H[r, i] = ds
+            acc += c[i] * s + cm[i] * ds * (DZ[r, i] + db[i])
+    elif act == RELU:
+        for i in range(m):
+            z = S[r, i] + b[i]
+            pos = z > 0.0
+            s = z if pos else 0.0
+            S[r, i] = s
+            H[r, i] = 1.0 if pos else 0.0
+            acc += c[i] * s
+    else:
+        for i in range(m):
+            s, ds = act_both(act, S[r, i] + b[i])
+            S[r, i] = s
+            H[r, i] = ds
+            acc += c[i] * s
+    return acc
+
+
+@jit_parallel
+def _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
+               X, y, j0, t, Xg, fl, g, out):
+    """The elementwise work of one tile of t rows starting at data row j0, in parallel over rows.
+
+    Forward only (``grad`` false): the outputs go to ``out[j0 + r]``.  With
+    ``grad``: the losses to ``fl``, g to ``g`` and [g x_j, g] to ``Xg``.
+    """
+    m = S.shape[1]
+    d = X.shape[1]
+    scale = alpha / m
+    saved = threads_for(t * m)
+    for r in prange(t):
+        f = scale * _row_features(act, tangent, S, H, DZ, r, b, c, db, cm)
+        if grad:
+            j = j0 + r
+            fl[r] = loss_value(loss, f, y[j])
+            gr = loss_deriv(loss, f, y[j]) * gscale
+            g[r] = gr
+            for k in range(d):
+                Xg[r, k] = gr * X[j, k]
+            Xg[r, d] = gr
+        else:
+            out[j0 + r] = f
+    set_num_threads(saved)
+
+
+@jit_parallel
+def _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, grad,
+           acc, accc, S, H, DZ, Xg, fl, g, out):
+    """GEMM path over data tiles: outputs into ``out`` (forward), or sum_j loss_j and the
+    g-weighted sums (``grad``)."""
+    n = X.shape[0]
+    t = S.shape[0]
+    total = 0.0
+    for j0 in range(0, n, t):
+        tt = min(t, n - j0)
+        Xt = X[j0:j0 + tt]
+        St = S[:tt]
+        gemm(False, True, 1.0, Xt, A, 0.0, St)
+        if tangent:
+            gemm(False, True, 1.0, Xt, dA, 0.0, DZ[:tt])
+        _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
+                   X, y, j0, tt, Xg, fl, g, out)
+        if grad:
+            for r in range(tt):
+                total += fl[r]
+            beta = 0.0 if j0 == 0 else 1.0
+            gemv_t(1.0, St, g[:tt], beta, accc)
+            gemm(True, False, 1.0, H[:tt], Xg[:tt], beta, acc)
+    return total
+
+
+# ------------------------------------------------------------------- entry points
+@jit
+def _velocity(P, cm, acc, accc, lam, V):
+    """V = -m grad_w J from the g-weighted sums."""
+    m, D = P.shape
+    d = acc.shape[1] - 1
+    for i in range(m):
+        for k in range(d):
+            V[i, k] = -cm[i] * acc[i, k] - lam * P[i, k]
+        if D == d + 2:
+            V[i, d] = -cm[i] * acc[i, d] - lam * P[i, d]
+        V[i, D - 1] = -accc[i] - lam * P[i, D - 1]
+
+
+@jit_parallel
+def model_outputs(P, P0, tangent, X, act, alpha, ws, out):
+    """Outputs of the network (or of its tangent model at P0) at the rows of X, into ``out``.
+
+    ``ws`` is a :func:`workspace` for (n, m, d) of at least this size and the same path.
+    """
+    A, b, c, dA, db, cm, acc, accc, S, H, DZ, Xg, fl, g = ws
+    _features(P, P0, tangent, A, b, c, dA, db, cm)
+    if Xg.shape[0] == 0:
+        _outputs_direct(A, b, c, dA, db, cm, tangent, X, act, alpha, S[0], H[0], out)
+    else:
+        _tiles(X, out, A, b, c, dA, db, cm, tangent, act, 0, alpha, 0.0, False,
+               acc, accc, S, H, DZ, Xg, fl, g, out)
+
+
+@jit_parallel
+def model_risk_and_velocity_ws(P, P0, tangent, X, y, act, loss, alpha, lam, V, ws):
+    """:func:`model_risk_and_velocity` with a preallocated :func:`workspace` for X's shape."""
+    n = X.shape[0]
+    A, b, c, dA, db, cm, acc, accc, S, H, DZ, Xg, fl, g = ws
+    _features(P, P0, tangent, A, b, c, dA, db, cm)
+    gscale = 1.0 / (alpha * n)
+    if Xg.shape[0] == 0:
+        total = _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha,
+                                   gscale, acc, accc, S[0], H[0])
+    else:
+        total = _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, True,
+                       acc, accc, S, H, DZ, Xg, fl, g, y)
+    _velocity(P, cm, acc, accc, lam, V)
+    return total / n
+
+
+@jit_parallel
+def _forward(P, P0, tangent, X, act, alpha):
+    X = np.ascontiguousarray(X)
+    n, d = X.shape
+    out = np.empty(n)
+    model_outputs(P, P0, tangent, X, act, alpha, workspace(n, P.shape[0], d, tangent), out)
+    return out
 
 
 @jit_parallel
@@ -132,83 +317,13 @@ def forward(P, X, act, alpha):
     P : (m, D) float64 particles; X : (n, d) float64 inputs;
     act : activation id; alpha : output scale.
     """
-    A, b, c, dA, db, cm = _model(P, P, X.shape[1], False)
-    return _outputs(A, b, c, dA, db, cm, X, act, alpha)
+    return _forward(P, P, False, X, act, alpha)
 
 
 @jit_parallel
 def tangent_forward(P, P0, X, act, alpha):
     """Tangent-model output T f(w)(x_j) = f(w0)(x_j) + (w - w0) . grad f(w0)(x_j)."""
-    A, b, c, dA, db, cm = _model(P, P0, X.shape[1], True)
-    return _outputs(A, b, c, dA, db, cm, X, act, alpha)
-
-
-@jit
-def _accumulate_direct(X, y, A, b, c, dA, db, cm, act, loss, alpha, gscale,
-                       acc_a, acc_b, acc_c):
-    """Plain-loop path: returns sum_j loss_j and adds the g-weighted sums."""
-    n, d = X.shape
-    m = A.shape[0]
-    s_row = np.empty(m)
-    ds_row = np.empty(m)
-    total = 0.0
-    for j in range(n):
-        x = X[j]
-        f = _row_output(A, b, c, dA, db, cm, x, act, alpha, s_row, ds_row)
-        total += loss_value(loss, f, y[j])
-        g = loss_deriv(loss, f, y[j]) * gscale
-        for i in range(m):
-            acc_c[i] += g * s_row[i]
-            h = g * ds_row[i]
-            acc_b[i] += h
-            for k in range(d):
-                acc_a[i, k] += h * x[k]
-    return total
-
-
-@jit_parallel
-def _accumulate_tiled(X, y, A, b, c, dA, db, cm, act, loss, alpha, gscale,
-                      acc_a, acc_b, acc_c):
-    """GEMM path over data tiles: returns sum_j loss_j and adds the g-weighted sums."""
-    n, d = X.shape
-    m = A.shape[0]
-    tangent = dA.shape[0] > 0
-    total = 0.0
-    for j0 in range(0, n, TILE):
-        j1 = min(n, j0 + TILE)
-        t = j1 - j0
-        S = np.dot(X[j0:j1], A.T)  # z without bias, overwritten by s(z)
-        DZ = np.dot(X[j0:j1], dA.T) if tangent else S
-        H = np.empty((t, m))
-        g = np.empty(t)
-        losses = np.empty(t)
-        for r in prange(t):
-            acc = 0.0
-            for i in range(m):
-                z = S[r, i] + b[i]
-                s = act_value(act, z)
-                ds = act_deriv(act, z)
-                if tangent:
-                    acc += cm[i] * ds * (DZ[r, i] + db[i])
-                S[r, i] = s
-                H[r, i] = ds
-                acc += c[i] * s
-            f = alpha / m * acc
-            losses[r] = loss_value(loss, f, y[j0 + r])
-            gr = loss_deriv(loss, f, y[j0 + r]) * gscale
-            g[r] = gr
-            for i in range(m):
-                H[r, i] *= gr
-        for r in range(t):
-            total += losses[r]
-        acc_c += np.dot(S.T, g)
-        acc_a += np.dot(H.T, X[j0:j1])
-        for i in prange(m):
-            h = 0.0
-            for r in range(t):
-                h += H[r, i]
-            acc_b[i] += h
-    return total
+    return _forward(P, P0, True, X, act, alpha)
 
 
 @jit_parallel
@@ -217,26 +332,10 @@ def model_risk_and_velocity(P, P0, tangent, X, y, act, loss, alpha, lam, V):
 
     Writes v = -m grad_w J into ``V`` (m, D) and returns R on (X, y).
     """
+    X = np.ascontiguousarray(X)
     n, d = X.shape
-    m, D = P.shape
-    A, b, c, dA, db, cm = _model(P, P0, d, tangent)
-    acc_a = np.zeros((m, d))
-    acc_b = np.zeros(m)
-    acc_c = np.zeros(m)
-    gscale = 1.0 / (alpha * n)
-    if n * m * d < DIRECT_MAX_WORK:
-        total = _accumulate_direct(X, y, A, b, c, dA, db, cm, act, loss, alpha, gscale,
-                                   acc_a, acc_b, acc_c)
-    else:
-        total = _accumulate_tiled(X, y, A, b, c, dA, db, cm, act, loss, alpha, gscale,
-                                  acc_a, acc_b, acc_c)
-    for i in range(m):
-        for k in range(d):
-            V[i, k] = -cm[i] * acc_a[i, k] - lam * P[i, k]
-        if D == d + 2:
-            V[i, d] = -cm[i] * acc_b[i] - lam * P[i, d]
-        V[i, D - 1] = -acc_c[i] - lam * P[i, D - 1]
-    return total / n
+    ws = workspace(n, P.shape[0], d, tangent)
+    return model_risk_and_velocity_ws(P, P0, tangent, X, y, act, loss, alpha, lam, V, ws)
 
 
 @jit_parallel

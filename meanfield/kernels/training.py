@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .jit import jit_parallel
-from .network import _outputs, _model, forward, mean_loss, model_risk_and_velocity
+from .network import mean_loss, model_outputs, model_risk_and_velocity_ws, workspace
 from .population import population_risk, population_risk_and_velocity
 from .sampling import make_labels, sample_inputs
 
@@ -30,8 +30,11 @@ DIVERGED = 1e100
 @jit_parallel
 def model_risk(P, P0, tangent, X, y, act, loss, alpha):
     """Risk of the network (or of its tangent model at P0) on (X, y)."""
-    A, b, c, dA, db, cm = _model(P, P0, X.shape[1], tangent)
-    return mean_loss(_outputs(A, b, c, dA, db, cm, X, act, alpha), y, loss)
+    X = np.ascontiguousarray(X)
+    n, d = X.shape
+    f = np.empty(n)
+    model_outputs(P, P0, tangent, X, act, alpha, workspace(n, P.shape[0], d, tangent), f)
+    return mean_loss(f, y, loss)
 
 
 @jit_parallel
@@ -74,20 +77,24 @@ def record_row(row, P, P0, tangent, Xt, yt, T, sphere, noise, exact, act, loss, 
 
 
 @jit_parallel
-def _draw_batch(X, y, T, tact, sphere, noise, loss, fresh, Xb, yb):
-    """A fresh teacher sample (``fresh``) or a minibatch drawn with replacement from (X, y)."""
+def _draw_batch(X, y, T, tact, sphere, noise, loss, fresh, Xb, yb, fstar, xi, wsT):
+    """A fresh teacher sample (``fresh``) or a minibatch drawn with replacement from (X, y).
+
+    ``fstar``, ``xi`` (B,) and the teacher workspace ``wsT`` are buffers.
+    """
     B = Xb.shape[0]
     if fresh:
         sample_inputs(Xb, sphere)
-        xi = np.empty(B)
         for r in range(B):
             xi[r] = np.random.standard_normal()
-        make_labels(forward(T, Xb, tact, 1.0), xi, noise, loss, yb)
+        model_outputs(T, T, False, Xb, tact, 1.0, wsT, fstar)
+        make_labels(fstar, xi, noise, loss, yb)
     else:
         n = X.shape[0]
         for r in range(B):
             j = np.random.randint(0, n)
-            Xb[r] = X[j]
+            for k in range(X.shape[1]):
+                Xb[r, k] = X[j, k]
             yb[r] = y[j]
 
 
@@ -117,23 +124,32 @@ def train_chunk(P, P0, tangent, X, y, Xt, yt, T, tact, sphere, noise, fresh, exa
         exceeded ``DIVERGED`` (``P`` is then the state that diverged).
     """
     np.random.seed(seed)
+    X = np.ascontiguousarray(X)
     m, D = P.shape
+    d = X.shape[1]
     V = np.empty_like(P)
-    Xb = np.empty((batch, X.shape[1]))
-    yb = np.empty(batch)
+    # every buffer of the steps, allocated once per chunk
+    sgd = algorithm == SGD
+    B = batch if sgd else 0
+    ws = workspace(B if sgd else (0 if algorithm == POPULATION else X.shape[0]), m, d, tangent)
+    Xb = np.empty((B, d))
+    yb = np.empty(B)
+    fstar = np.empty(B)
+    xi = np.empty(B)
+    wsT = workspace(B if fresh else 0, T.shape[0], d, False)
     noise_scale = math.sqrt(2.0 * lr * temperature)
     row = 0
     for s in range(nsteps):
         k = step0 + s
         if algorithm == GD:
-            R = model_risk_and_velocity(P, P0, tangent, X, y, act, loss, alpha, lam, V)
+            R = model_risk_and_velocity_ws(P, P0, tangent, X, y, act, loss, alpha, lam, V, ws)
         elif algorithm == POPULATION:
             R = population_risk_and_velocity(P, T, act, alpha, lam, noise, sphere, V)
             if k % every == 0:
                 R = model_risk(P, P0, tangent, X, y, act, loss, alpha)
         else:
-            _draw_batch(X, y, T, tact, sphere, noise, loss, fresh, Xb, yb)
-            R = model_risk_and_velocity(P, P0, tangent, Xb, yb, act, loss, alpha, lam, V)
+            _draw_batch(X, y, T, tact, sphere, noise, loss, fresh, Xb, yb, fstar, xi, wsT)
+            R = model_risk_and_velocity_ws(P, P0, tangent, Xb, yb, act, loss, alpha, lam, V, ws)
             if k % every == 0:
                 R = model_risk(P, P0, tangent, X, y, act, loss, alpha)
         if not (R <= DIVERGED):
