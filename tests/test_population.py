@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import reference as ref
-from meanfield.kernels.jit import PARALLEL_MIN_WORK
 from meanfield.kernels.elementwise import ERF, LOGISTIC, RELU, SIGMOID, SQUARED, TANH
 from meanfield.kernels.population import (
     pair_kernel,
@@ -263,7 +262,6 @@ def test_deterministic_thread_independent_no_sampling():
         return np.random.random()
 
     d, m, m0 = 6, 120, 5
-    assert 16 * (m + m0) ** 2 >= PARALLEL_MIN_WORK  # the parallel path runs
     P, T = teacher_student(d, m, m0, seed=10)
     for _, act, sphere in CASES:
         V1, V2, V3 = (np.empty_like(P) for _ in range(3))

@@ -14,6 +14,7 @@ Every kernel is compiled lazily (no eager signatures), in float64, with
 """
 
 import warnings
+from contextlib import contextmanager
 
 from numba import get_num_threads, njit, set_num_threads
 from numba.core.errors import NumbaPerformanceWarning
@@ -22,23 +23,29 @@ jit = njit(cache=True)
 jit_parallel = njit(cache=True, parallel=True)
 
 PARALLEL_MIN_WORK = 1 << 17
-"""Operations below which a ``prange`` loop runs on one thread: a parallel
-launch would cost more than it saves, and it stalls on a barrier whenever
-another process holds one of the cores (a local sweep, a shared node)."""
+"""Elementwise operations per parallel loop below which a kernel runs on one
+thread: a parallel launch would cost more than it saves, and it stalls on a
+barrier whenever another process holds one of the cores (a local sweep, a
+shared node)."""
 
 
-@jit
+@contextmanager
 def threads_for(work):
-    """Limit the following ``prange`` loops to one thread if ``work < PARALLEL_MIN_WORK``.
+    """Run the kernels called inside on one thread if ``work < PARALLEL_MIN_WORK``.
 
-    Returns the previous thread count, to be given back to
-    ``numba.set_num_threads`` after the loop.  Each output of a ``prange``
-    loop is computed by one thread either way, so results do not change.
+    ``work`` is the number of elementwise operations of one parallel loop of
+    those kernels.  (Numba cannot cache a kernel that changes its own thread
+    count, so the caller decides.)  Each output of a ``prange`` loop is
+    computed by one thread whatever the count, so results do not change.
     """
     saved = get_num_threads()
     if work < PARALLEL_MIN_WORK:
         set_num_threads(1)
-    return saved
+    try:
+        yield
+    finally:
+        set_num_threads(saved)
+
 
 warnings.filterwarnings("ignore", category=NumbaPerformanceWarning,
                         message=r"(?s).*parallel=True.*no transformation")

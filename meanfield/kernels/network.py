@@ -48,11 +48,11 @@ threads), so results do not depend on the number of threads.
 """
 
 import numpy as np
-from numba import prange, set_num_threads
+from numba import prange
 
 from .blas import gemm, gemv_t
 from .elementwise import RELU, act_both, loss_deriv, loss_value
-from .jit import jit, jit_parallel, threads_for
+from .jit import jit, jit_parallel
 
 TILE_ELEMS = 1 << 20
 """Entries of one (tile rows, m) buffer on the GEMM path (8 MiB each; there are two,
@@ -211,7 +211,6 @@ def _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
     m = S.shape[1]
     d = X.shape[1]
     scale = alpha / m
-    saved = threads_for(t * m)
     for r in prange(t):
         f = scale * _row_features(act, tangent, S, H, DZ, r, b, c, db, cm)
         if grad:
@@ -224,7 +223,6 @@ def _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
             Xg[r, d] = gr
         else:
             out[j0 + r] = f
-    set_num_threads(saved)
 
 
 @jit_parallel

@@ -75,9 +75,9 @@ order, so results do not depend on the number of threads.
 import math
 
 import numpy as np
-from numba import prange, set_num_threads
+from numba import prange
 
-from .jit import jit, jit_parallel, threads_for
+from .jit import jit, jit_parallel
 from .elementwise import ERF, RELU, SQUARED
 
 _PI = math.pi
@@ -310,7 +310,6 @@ def _rows(act, scale, B, w, ngrad, Kw, C, g):
     n = B.shape[0]
     G = np.dot(B, B.T)
     sq = _sqnorms(B)
-    saved = threads_for(16 * n * n)  # a pair costs some 16 flops-worth of transcendentals
     for i in prange(n):
         ksum = 0.0
         gsum = 0.0
@@ -323,7 +322,6 @@ def _rows(act, scale, B, w, ngrad, Kw, C, g):
         Kw[i] = scale * ksum
         if i < ngrad:
             g[i] = scale * gsum
-    set_num_threads(saved)
 
 
 @jit
