@@ -1318,8 +1318,9 @@ def _print_warmup(report, out):
     if others:
         print(f"({others} other kernels were not called directly: compiled into their "
               "callers, or not used by simulate)", file=out)
-    for line in report["skipped"]:
-        print(f"skipped {line}", file=out)
+    if report["skipped"]:
+        print(f"({len(report['skipped'])} combinations the engine refuses were skipped, "
+              "e.g. the population flow of the tangent model)", file=out)
     compiled = sum(s["compiled"] for s in k.values())
     loaded = sum(s["loaded"] for s in k.values())
     used = sum(1 for s in k.values() if s["signatures"])

@@ -442,3 +442,18 @@ def test_sbatch_script_warms_once_forwards_usr1_and_requeues(tmp_path):
         numba.set_num_threads(threads)
     assert contents(plan.path(0)) == contents(tmp_path / "reference.h5")
     assert len(list((folder / "numba-cache").glob("warm-*"))) == 1
+
+
+def test_warmup_fills_the_cache_that_a_second_process_loads(tmp_path):
+    """Every kernel is cacheable: after one warm-up, a second process compiles nothing."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    reports = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-m", "meanfield.cli", "warmup"], env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        assert "Cannot cache" not in r.stderr, r.stderr
+        reports.append(r.stdout.splitlines()[-1])
+    assert " 0 signatures compiled, 0 loaded" not in reports[0], reports
+    assert " 0 signatures compiled" in reports[1], reports
+    assert any((tmp_path / "cache").rglob("*.nbi"))
