@@ -40,6 +40,7 @@ import reference as ref  # noqa: E402  (the plain NumPy implementation of the eq
 from meanfield import Config, simulate  # noqa: E402
 from meanfield.activations import IDS as ACT  # noqa: E402
 from meanfield.kernels import GD, N_OBSERVABLES, POPULATION, SGD, SQUARED, train_chunk  # noqa: E402
+from meanfield.kernels.jit import parallel_work, threads_for  # noqa: E402
 
 try:
     import torch
@@ -112,15 +113,20 @@ class Case:
 
     # ------------------------------------------------------------------ meanfield
     def meanfield(self, steps):
-        """``steps`` steps of meanfield's compiled loop (recording only before the first)."""
+        """``steps`` steps of meanfield's compiled loop, without recording.
+
+        (Steps 1 to ``steps``, recording every ``steps + 1``: no step records.)
+        """
         algorithm = {"gd": GD, "sgd": SGD, "population": POPULATION}[self.algorithm]
-        obs = np.empty((1, N_OBSERVABLES))
+        obs = np.empty((0, N_OBSERVABLES))
         P = self.P.copy()
+        work = parallel_work(self.algorithm, self.m, self.n, self.n)
 
         def run():
-            train_chunk(P, self.P, False, self.X, self.y, self.X, self.y, self.T, ACT["relu"],
-                        False, 0.0, True, True, algorithm, self.n, ACT["relu"], SQUARED, 1.0,
-                        0.0, LR, 0.0, 1, 0, steps, steps, obs)
+            with threads_for(work):
+                train_chunk(P, self.P, False, self.X, self.y, self.X, self.y, self.T,
+                            ACT["relu"], False, 0.0, True, True, algorithm, self.n, ACT["relu"],
+                            SQUARED, 1.0, 0.0, LR, 0.0, 1, 1, steps, steps + 1, obs)
         return run
 
     # ---------------------------------------------------------------------- numpy

@@ -4,6 +4,7 @@
 
     meanfield run CONFIG.toml [-o OUT.h5] [--set section.key=value ...] [--resume | --overwrite] [--quiet]
     meanfield info OUT.h5
+    meanfield plot OUT.h5 [-o FIG.png] [--kind loss|particles|both]
     meanfield demo [-o DIR]
     meanfield sweep plan SWEEP.toml -o DIR
     meanfield sweep run DIR [--index N]          # N defaults to $SLURM_ARRAY_TASK_ID
@@ -93,6 +94,46 @@ def cmd_info(args) -> int:
     from .storage import open_run
     with open_run(args.file) as run:
         print(format_info(run))
+    return 0
+
+
+PLOT_KINDS = ("loss", "particles", "both")
+
+
+def cmd_plot(args) -> int:
+    import os
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from .plotting import loss_curves, particle_trajectories
+    from .storage import open_run
+    out = Path(args.output) if args.output else Path(args.file).with_suffix(".png")
+    fmt = out.suffix.lstrip(".").lower()
+    if fmt not in FigureCanvasBase.get_supported_filetypes():
+        raise InputError(f"{out}: unknown figure format {out.suffix or '(no suffix)'!r} "
+                         "(use .png, .pdf, .svg, ...)")
+    with open_run(args.file) as run:
+        panels = {"loss": [loss_curves], "particles": [particle_trajectories],
+                  "both": [loss_curves, particle_trajectories]}[args.kind]
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5),
+                                 constrained_layout=True, squeeze=False)
+        for draw, ax in zip(panels, axes[0]):
+            draw(run, ax=ax)
+        fig.suptitle(f"{Path(args.file).name}: m = {run.parameters['m']}, "
+                     f"alpha = {run.alpha:g}, {run.status}")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.{fmt}")
+    try:
+        fig.savefig(tmp, dpi=120, format=fmt)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close(fig)
+    print(f"wrote {out}")
     return 0
 
 
@@ -281,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="summarise a run file")
     p.add_argument("file")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plot", help="draw the loss curves and/or particle paths of a run file")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", metavar="FIG",
+                   help="figure file; its suffix gives the format (default: FILE with .png)")
+    p.add_argument("--kind", choices=PLOT_KINDS, default="both",
+                   help="losses against time, particles |c| a in the plane, or both (default)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("demo", help="a small mean-field teacher-student run with a figure")
     p.add_argument("-o", "--output", default="data", help="folder for demo.h5 and demo.png")

@@ -33,7 +33,7 @@ from .activations import IDS as ACT_IDS
 from .config import Config
 from .data import Dataset, exact_population, make_dataset, population_sample
 from .kernels import GD, POPULATION, SGD, train_chunk
-from .kernels.jit import threads_for
+from .kernels.jit import parallel_work, threads_for
 from .losses import IDS as LOSS_IDS
 from .observables import NAMES, Observables
 from .scaling import init_particles
@@ -95,17 +95,6 @@ def chunk_length(config: Config) -> int:
     every = config.record.every
     raw = max(1, int(WORK_PER_CHUNK // work))
     return max(every, raw - raw % every)
-
-
-def parallel_work(config: Config) -> int:
-    """Elementwise operations in one parallel loop of a step (see :func:`kernels.jit.threads_for`).
-
-    Rows of data times m for GD and SGD; for the population flow the (m + m0)^2
-    kernel entries, each worth some 16 operations (an arccos or an exp).
-    """
-    m, tr = config.model.m, config.train
-    return {"gd": config.data.n_train * m, "sgd": tr.batch_size * m,
-            "population": 16 * (m + config.data.teacher_m) ** 2}[tr.algorithm]
 
 
 def _next_boundary(k: int, config: Config, chunk: int) -> int:
@@ -257,7 +246,10 @@ def _integrate(config, observables, P, k, train_rng, writer, callback, bar, sign
     rec = config.record
     steps, every = config.train.steps, rec.every
     chunk = chunk_length(config)
-    work = parallel_work(config)
+    tr = config.train
+    work = parallel_work(tr.algorithm, config.model.m,
+                         tr.batch_size if tr.algorithm == "sgd" else len(data.x_train),
+                         config.data.teacher_m)
     while k < steps:
         end = _next_boundary(k, config, chunk)
         rec_steps = np.arange(-(-k // every) * every, end, every)

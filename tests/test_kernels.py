@@ -104,7 +104,7 @@ def test_results_do_not_depend_on_thread_count():
                                            ("erf", "squared", True)])
 def test_several_tiles_network_and_tangent_model(act, loss, bias):
     """A system large enough for three data tiles (the last one partial) on the GEMM path."""
-    n, m, d = 1100, 2048, 2
+    n, m, d = 300, 2048, 2
     t = tile_rows(n, m, d)
     assert 0 < t and 2 * t < n < 3 * t
     P0, X, y = make_problem(n, m, d, bias, loss, seed=8)

@@ -29,6 +29,16 @@ barrier whenever another process holds one of the cores (a local sweep, a
 shared node)."""
 
 
+def parallel_work(algorithm, m, rows, m0):
+    """Elementwise operations in one parallel loop of a training step.
+
+    ``rows`` of data (the training set for GD, the batch for SGD) times m;
+    for the population flow (``algorithm == "population"``) the
+    (m + m0)^2 kernel entries, each worth some 16 operations (an arccos or an exp).
+    """
+    return 16 * (m + m0) ** 2 if algorithm == "population" else rows * m
+
+
 @contextmanager
 def threads_for(work):
     """Run the kernels called inside on one thread if ``work < PARALLEL_MIN_WORK``.

@@ -36,7 +36,7 @@ Two paths compute the same sums (:func:`tile_rows` chooses).
 * Large systems tile over the data, ``t`` rows at a time with ``t m`` about
   ``TILE_ELEMS``, so memory beyond the inputs is O(t m).  A step is two GEMMs
   per tile, :math:`Z = X_t A^T` and
-  :math:`[\sum_j g_j s'(z_{ij}) x_j,\ \sum_j g_j s'(z_{ij})] = S'^T [g \odot X_t,\ g]`
+  :math:`[\sum_j g_j s'(z_{ij}) x_j,\ \sum_j g_j s'(z_{ij})]^T = [g \odot X_t,\ g]^T S'`
   (accumulated in place over the tiles), one GEMV :math:`S^T g`, and the
   elementwise work (activation, its derivative, the output, the loss and g)
   fused into one ``prange`` pass over the rows of the tile in between.  The
@@ -54,8 +54,8 @@ from .blas import gemm, gemv_t
 from .elementwise import RELU, act_both, loss_deriv, loss_value
 from .jit import jit, jit_parallel
 
-TILE_ELEMS = 1 << 20
-"""Entries of one (tile rows, m) buffer on the GEMM path (8 MiB each; there are two,
+TILE_ELEMS = 1 << 18
+"""Entries of one (tile rows, m) buffer on the GEMM path (2 MiB each; there are two,
 three for the tangent model)."""
 
 DIRECT_MAX_WORK = 1 << 16
@@ -76,19 +76,21 @@ def workspace(n, m, d, tangent):
 
     Returns the tuple (A, b, c, dA, db, cm, acc, accc, S, H, DZ, Xg, fl, g):
     features and output weights (the tangent model's displacement dA, db and
-    multiplier cm); the accumulators [sum_j g_j s' x_j, sum_j g_j s'] (m, d + 1)
-    and sum_j g_j s (m,); the tile buffers s(z) and s'(z) (t, m) (one row each
-    on the plain-loop path), X_t dA^T (tangent model only), [g x_j, g] (t, d + 1),
-    the loss or output of each row and g (t,).
+    multiplier cm); the accumulators, transposed, [sum_j g_j s' x_j, sum_j g_j s']^T
+    (d + 1, m) and sum_j g_j s (m,); the tile buffers s(z) and s'(z) (t, m) (one
+    row each on the plain-loop path), X_t dA^T (tangent model only),
+    [g x_j, g]^T (d + 1, t), the loss or output of each row and g (t,).
+    (The transposed layouts make the backward GEMM ``acc = Xg H``, with the
+    big tile H as its untransposed right operand: the fast form for BLAS.)
     """
     t = tile_rows(n, m, d)
     r = max(t, 1)
     mt = m if tangent else 0
     return (np.empty((m, d)), np.empty(m), np.empty(m),
             np.empty((mt, d)), np.empty(mt), np.empty(m),
-            np.empty((m, d + 1)), np.empty(m),
+            np.empty((d + 1, m)), np.empty(m),
             np.empty((r, m)), np.empty((r, m)), np.empty((t if tangent else 0, m)),
-            np.empty((t, d + 1)), np.empty(r), np.empty(r))
+            np.empty((d + 1, t)), np.empty(r), np.empty(r))
 
 
 @jit
@@ -148,10 +150,8 @@ def _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gsc
     """Plain-loop path: returns sum_j loss_j and sets the g-weighted sums."""
     n, d = X.shape
     m = A.shape[0]
-    for i in range(m):
-        accc[i] = 0.0
-        for k in range(d + 1):
-            acc[i, k] = 0.0
+    accc[:] = 0.0
+    acc[:] = 0.0
     total = 0.0
     for j in range(n):
         f = _row_output(A, b, c, dA, db, cm, tangent, X, j, act, alpha, s_row, ds_row)
@@ -161,8 +161,8 @@ def _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gsc
             accc[i] += g * s_row[i]
             h = g * ds_row[i]
             for k in range(d):
-                acc[i, k] += h * X[j, k]
-            acc[i, d] += h
+                acc[k, i] += h * X[j, k]
+            acc[d, i] += h
     return total
 
 
@@ -206,7 +206,7 @@ def _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
     """The elementwise work of one tile of t rows starting at data row j0, in parallel over rows.
 
     Forward only (``grad`` false): the outputs go to ``out[j0 + r]``.  With
-    ``grad``: the losses to ``fl``, g to ``g`` and [g x_j, g] to ``Xg``.
+    ``grad``: the losses to ``fl``, g to ``g`` and [g x_j, g] to column r of ``Xg``.
     """
     m = S.shape[1]
     d = X.shape[1]
@@ -219,8 +219,8 @@ def _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
             gr = loss_deriv(loss, f, y[j]) * gscale
             g[r] = gr
             for k in range(d):
-                Xg[r, k] = gr * X[j, k]
-            Xg[r, d] = gr
+                Xg[k, r] = gr * X[j, k]
+            Xg[d, r] = gr
         else:
             out[j0 + r] = f
 
@@ -247,7 +247,7 @@ def _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, grad,
                 total += fl[r]
             beta = 0.0 if j0 == 0 else 1.0
             gemv_t(1.0, St, g[:tt], beta, accc)
-            gemm(True, False, 1.0, H[:tt], Xg[:tt], beta, acc)
+            gemm(False, False, 1.0, Xg[:, :tt], H[:tt], beta, acc)
     return total
 
 
@@ -256,12 +256,12 @@ def _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, grad,
 def _velocity(P, cm, acc, accc, lam, V):
     """V = -m grad_w J from the g-weighted sums."""
     m, D = P.shape
-    d = acc.shape[1] - 1
+    d = acc.shape[0] - 1
     for i in range(m):
         for k in range(d):
-            V[i, k] = -cm[i] * acc[i, k] - lam * P[i, k]
+            V[i, k] = -cm[i] * acc[k, i] - lam * P[i, k]
         if D == d + 2:
-            V[i, d] = -cm[i] * acc[i, d] - lam * P[i, d]
+            V[i, d] = -cm[i] * acc[d, i] - lam * P[i, d]
         V[i, D - 1] = -accc[i] - lam * P[i, D - 1]
 
 
@@ -273,7 +273,7 @@ def model_outputs(P, P0, tangent, X, act, alpha, ws, out):
     """
     A, b, c, dA, db, cm, acc, accc, S, H, DZ, Xg, fl, g = ws
     _features(P, P0, tangent, A, b, c, dA, db, cm)
-    if Xg.shape[0] == 0:
+    if Xg.shape[1] == 0:
         _outputs_direct(A, b, c, dA, db, cm, tangent, X, act, alpha, S[0], H[0], out)
     else:
         _tiles(X, out, A, b, c, dA, db, cm, tangent, act, 0, alpha, 0.0, False,
@@ -287,7 +287,7 @@ def model_risk_and_velocity_ws(P, P0, tangent, X, y, act, loss, alpha, lam, V, w
     A, b, c, dA, db, cm, acc, accc, S, H, DZ, Xg, fl, g = ws
     _features(P, P0, tangent, A, b, c, dA, db, cm)
     gscale = 1.0 / (alpha * n)
-    if Xg.shape[0] == 0:
+    if Xg.shape[1] == 0:
         total = _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha,
                                    gscale, acc, accc, S[0], H[0])
     else:

@@ -1,0 +1,201 @@
+"""What every experiment script shares: options, running a sweep file, CSV in and out.
+
+An experiment is a folder ``experiments/<name>/`` holding sweep TOML files
+(the full-size experiment) and a ``run.py`` that
+
+1. runs each sweep through :mod:`meanfield.sweep` (``plan`` + ``run_local``)
+   into a work folder (``experiments/<name>/work/``, or ``--work DIR``),
+   after applying the script's ``--quick`` overrides;
+2. writes the numbers the figure is drawn from to ``<data>/<name>.csv``;
+3. draws ``<data>/<name>.png`` from that CSV (``--plot-only`` does only this,
+   from the committed CSV).
+
+Run files (.h5) stay in the work folder; a run that finished is not run
+again, so an interrupted experiment continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def options(name: str, description: str, argv=None) -> argparse.Namespace:
+    """Parse the options every experiment takes; adds ``csv``, ``png`` and ``work`` paths.
+
+    ``--quick`` uses the small sizes (and the work folder ``work/quick``),
+    ``--plot-only`` redraws the figure from the CSV, ``--work DIR`` and
+    ``--data DIR`` move the run files and the outputs.
+    """
+    p = argparse.ArgumentParser(prog=f"experiments/{name}/run.py", description=description)
+    p.add_argument("--quick", action="store_true", help="small sizes: finishes in seconds")
+    p.add_argument("--plot-only", action="store_true",
+                   help="only redraw the figure from the CSV in the data folder")
+    p.add_argument("--work", type=Path, metavar="DIR",
+                   help=f"folder for the sweeps and run files (default experiments/{name}/work)")
+    p.add_argument("--data", type=Path, default=REPO / "data", metavar="DIR",
+                   help="folder for the CSV and PNG (default data/)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="runs in parallel (default 1)")
+    args = p.parse_args(argv)
+    if args.work is None:
+        args.work = REPO / "experiments" / name / "work" / ("quick" if args.quick else "full")
+    args.name = name
+    args.csv = args.data / f"{name}.csv"
+    args.png = args.data / f"{name}.png"
+    return args
+
+
+def _merge(table: dict, overrides: dict) -> dict:
+    out = dict(table)
+    for key, value in overrides.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def run_sweep_file(toml: Path, work: Path, overrides=None, jobs: int = 1):
+    """Plan the sweep ``toml`` (with ``overrides`` merged in) into ``work/<stem>`` and run it.
+
+    Parameters
+    ----------
+    toml : path
+        A sweep file; a ``base`` config file it names is read relative to it.
+    work : path
+        Parent of the sweep folder; the sweep file actually planned is
+        written there as ``<stem>.toml``.
+    overrides : dict, optional
+        Nested tables merged into the sweep file, e.g.
+        ``{"grid": {"model.m": [2, 4], "train.steps": [100]}}`` (a one-value
+        grid list sets a key for every point).
+    jobs : int
+        Processes of :func:`meanfield.sweep.run_local`.
+
+    Returns
+    -------
+    meanfield.sweep.Plan
+        Every point finished (completed or diverged).
+    """
+    from meanfield.sweep import plan, run_local
+
+    toml = Path(toml)
+    tables = _merge(tomllib.loads(toml.read_text()), overrides or {})
+    if isinstance(tables.get("base"), str):
+        tables["base"] = str((toml.parent / tables["base"]).resolve())
+    work.mkdir(parents=True, exist_ok=True)
+    planned = work / toml.name
+    planned.write_text(_to_toml(tables))
+    p = plan(planned, work / toml.stem)
+    t0 = time.perf_counter()
+    run_local(p, jobs=jobs)
+    print(f"{toml.name}: {len(p)} runs in {p.folder} ({time.perf_counter() - t0:.0f} s)",
+          flush=True)
+    return p
+
+
+def _to_toml(tables: dict, prefix: str = "") -> str:
+    """Nested dict of tables of scalars or lists (a sweep file) as TOML text."""
+    from meanfield.config import _toml_value
+
+    def value(v):
+        return "[" + ", ".join(value(x) for x in v) + "]" if isinstance(v, list) \
+            else _toml_value(v)
+
+    lines, subtables = [], []
+    for key, v in tables.items():
+        if isinstance(v, dict):
+            subtables.append((key, v))
+        else:
+            lines.append(f"{_key(key)} = {value(v)}")
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for key, v in subtables:
+        name = f"{prefix}.{_key(key)}" if prefix else _key(key)
+        text += f"\n[{name}]\n" + _to_toml(v, name)
+    return text
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def write_csv(path: Path, rows: list, columns: list, digits: int = 7):
+    """Write ``rows`` (dicts) to ``path`` with the given column order.
+
+    Floats are written with ``digits`` significant digits (plenty for a figure).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{float(v):.{digits}g}" if isinstance(v, float) else v
+                             for k, v in row.items()})
+    print(f"wrote {path} ({len(rows)} rows)")
+
+
+def read_csv(path: Path):
+    """Read a CSV written by :func:`write_csv` into a :class:`meanfield.analysis.Table`.
+
+    Cells that parse as numbers become int or float, ``True``/``False``
+    become booleans, the rest stay strings.
+    """
+    from meanfield.analysis import Table
+
+    def parse(cell):
+        if cell in ("True", "False"):
+            return cell == "True"
+        for kind in (int, float):
+            try:
+                return kind(cell)
+            except ValueError:
+                pass
+        return cell
+
+    with open(path, newline="") as fh:
+        return Table([{k: parse(v) for k, v in row.items()} for row in csv.DictReader(fh)])
+
+
+def save(fig, path: Path):
+    """Save a figure (PNG, 130 dpi) and close it."""
+    import matplotlib.pyplot as plt
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def main(args, compute, draw):
+    """Run an experiment: ``compute(args) -> (rows, columns)``, then ``draw(table) -> Figure``.
+
+    With ``--plot-only`` only the figure is redrawn from ``args.csv``.  Bad
+    input (a sweep file, a changed sweep in an existing work folder, a
+    missing CSV) prints one line and exits with status 2.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    from meanfield.errors import InputError
+
+    t0 = time.perf_counter()
+    try:
+        if not args.plot_only:
+            rows, columns = compute(args)
+            write_csv(args.csv, rows, columns)
+        if not args.csv.is_file():
+            raise InputError(f"{args.csv}: no such file (run without --plot-only first)")
+        save(draw(read_csv(args.csv)), args.png)
+    except InputError as exc:
+        print(f"{args.name}: error: {exc}", file=sys.stderr)
+        return 2
+    minutes = (time.perf_counter() - t0) / 60
+    print(f"{args.name}: done in {minutes:.1f} min" if minutes >= 1 else
+          f"{args.name}: done in {math.ceil(minutes * 60)} s")
+    return 0
