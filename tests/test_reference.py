@@ -240,3 +240,16 @@ def test_teacher_forward():
     np.testing.assert_allclose(ref.teacher_forward(T, X, "tanh"), expected, rtol=1e-13)
     np.testing.assert_array_equal(ref.teacher_forward(T, X, "relu"),
                                   ref.forward(T, X, "relu", 1.0, False))
+
+
+def test_the_benchmarks_numpy_step_is_the_reference_velocity():
+    """benchmarks/run.py times a vectorised NumPy step: it must compute the same velocity."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from run import numpy_velocity
+
+    rng = np.random.default_rng(3)
+    P, X, y = rng.standard_normal((7, 5)), rng.standard_normal((11, 4)), rng.standard_normal(11)
+    V = ref.velocity(P, X, y, "relu", "squared", 1.0, False, 0.0)
+    np.testing.assert_allclose(numpy_velocity(P, X, y), V, rtol=1e-12, atol=1e-14)

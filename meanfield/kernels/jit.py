@@ -5,7 +5,9 @@ Every kernel is compiled lazily (no eager signatures), in float64, with
 (``NUMBA_CACHE_DIR`` chooses where) instead of compiling.
 
 * :data:`jit` compiles scalar helpers and loops that call no parallel kernel.
-* :func:`threads_for` runs small ``prange`` loops on one thread.
+* :func:`threads_for` runs small ``prange`` loops on one thread (and
+  :mod:`meanfield._threading` keeps idle OpenMP and BLAS threads from
+  spinning on each other's cores).
 * :data:`jit_parallel` compiles every kernel that has a ``prange`` loop *or
   calls one that has*: a cached non-parallel function calling a parallel one
   can crash when it is loaded back from the cache (numba issue #8578), so

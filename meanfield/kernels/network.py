@@ -74,14 +74,15 @@ def tile_rows(n, m, d):
 def workspace(n, m, d, tangent):
     """Every buffer that a forward or velocity evaluation on n inputs needs.
 
-    Returns the tuple (A, b, c, dA, db, cm, acc, accc, S, H, DZ, Xg, fl, g):
+    Returns the tuple (A, b, c, dA, db, cm, acc, accc, S, H, DZ, ones, fl, g):
     features and output weights (the tangent model's displacement dA, db and
     multiplier cm); the accumulators, transposed, [sum_j g_j s' x_j, sum_j g_j s']^T
-    (d + 1, m) and sum_j g_j s (m,); the tile buffers s(z) and s'(z) (t, m) (one
-    row each on the plain-loop path), X_t dA^T (tangent model only),
-    [g x_j, g]^T (d + 1, t), the loss or output of each row and g (t,).
-    (The transposed layouts make the backward GEMM ``acc = Xg H``, with the
-    big tile H as its untransposed right operand: the fast form for BLAS.)
+    (d + 1, m) and sum_j g_j s (m,); the tile buffers s(z) and g_j s'(z) (t, m)
+    (one row each on the plain-loop path), X_t dA^T (tangent model only), a
+    vector of ones, the loss or output of each row and g (t,).  ``ones`` is
+    empty on the plain-loop path.  (The transposed accumulator makes the
+    backward GEMM ``acc = X_t^T H``, with the big tile H as its untransposed
+    right operand: the fast form for BLAS.)
     """
     t = tile_rows(n, m, d)
     r = max(t, 1)
@@ -89,8 +90,8 @@ def workspace(n, m, d, tangent):
     return (np.empty((m, d)), np.empty(m), np.empty(m),
             np.empty((mt, d)), np.empty(mt), np.empty(m),
             np.empty((d + 1, m)), np.empty(m),
-            np.empty((r, m)), np.empty((r, m)), np.empty((t if tangent else 0, m)),
-            np.empty((d + 1, t)), np.empty(r), np.empty(r))
+            np.empty((r, m)), np.empty((r, m)), np.empty((r if tangent else 0, m)),
+            np.ones(t), np.empty(r), np.empty(r))
 
 
 @jit
@@ -118,35 +119,35 @@ def _features(P, P0, tangent, A, b, c, dA, db, cm):
 
 # ----------------------------------------------------------------- plain-loop path
 @jit
-def _row_output(A, b, c, dA, db, cm, tangent, X, j, act, alpha, s_row, ds_row):
-    """Output at input ``X[j]``; fills s(z_i) and s'(z_i) into the row buffers."""
+def _row_output(A, dA, tangent, X, j, act, alpha, b, c, db, cm, S, H, DZ):
+    """Output at input ``X[j]``; fills s(z_i) and s'(z_i) into ``S[0]`` and ``H[0]``.
+
+    The loops over particles are innermost, so that they vectorise.
+    """
     m, d = A.shape
-    acc = 0.0
     for i in range(m):
-        z = b[i]
-        for k in range(d):
-            z += A[i, k] * X[j, k]
-        s, ds = act_both(act, z)
-        s_row[i] = s
-        ds_row[i] = ds
-        acc += c[i] * s
+        S[0, i] = 0.0
         if tangent:
-            dz = db[i]
-            for k in range(d):
-                dz += dA[i, k] * X[j, k]
-            acc += cm[i] * ds * dz
-    return alpha / m * acc
+            DZ[0, i] = 0.0
+    for k in range(d):
+        x = X[j, k]
+        for i in range(m):
+            S[0, i] += A[i, k] * x
+        if tangent:
+            for i in range(m):
+                DZ[0, i] += dA[i, k] * x
+    return alpha / m * _row_features(act, tangent, S, H, DZ, 0, b, c, db, cm)
 
 
 @jit
-def _outputs_direct(A, b, c, dA, db, cm, tangent, X, act, alpha, s_row, ds_row, out):
+def _outputs_direct(A, b, c, dA, db, cm, tangent, X, act, alpha, S, H, DZ, out):
     for j in range(X.shape[0]):
-        out[j] = _row_output(A, b, c, dA, db, cm, tangent, X, j, act, alpha, s_row, ds_row)
+        out[j] = _row_output(A, dA, tangent, X, j, act, alpha, b, c, db, cm, S, H, DZ)
 
 
 @jit
 def _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale,
-                       acc, accc, s_row, ds_row):
+                       acc, accc, S, H, DZ):
     """Plain-loop path: returns sum_j loss_j and sets the g-weighted sums."""
     n, d = X.shape
     m = A.shape[0]
@@ -154,15 +155,17 @@ def _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gsc
     acc[:] = 0.0
     total = 0.0
     for j in range(n):
-        f = _row_output(A, b, c, dA, db, cm, tangent, X, j, act, alpha, s_row, ds_row)
+        f = _row_output(A, dA, tangent, X, j, act, alpha, b, c, db, cm, S, H, DZ)
         total += loss_value(loss, f, y[j])
         g = loss_deriv(loss, f, y[j]) * gscale
         for i in range(m):
-            accc[i] += g * s_row[i]
-            h = g * ds_row[i]
-            for k in range(d):
-                acc[k, i] += h * X[j, k]
-            acc[d, i] += h
+            accc[i] += g * S[0, i]
+        for k in range(d):
+            gx = g * X[j, k]
+            for i in range(m):
+                acc[k, i] += gx * H[0, i]
+        for i in range(m):
+            acc[d, i] += g * H[0, i]
     return total
 
 
@@ -202,14 +205,13 @@ def _row_features(act, tangent, S, H, DZ, r, b, c, db, cm):
 
 @jit_parallel
 def _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
-               X, y, j0, t, Xg, fl, g, out):
+               y, j0, t, fl, g, out):
     """The elementwise work of one tile of t rows starting at data row j0, in parallel over rows.
 
     Forward only (``grad`` false): the outputs go to ``out[j0 + r]``.  With
-    ``grad``: the losses to ``fl``, g to ``g`` and [g x_j, g] to column r of ``Xg``.
+    ``grad``: the losses to ``fl``, g to ``g``, and row r of ``H`` is scaled by g_r.
     """
     m = S.shape[1]
-    d = X.shape[1]
     scale = alpha / m
     for r in prange(t):
         f = scale * _row_features(act, tangent, S, H, DZ, r, b, c, db, cm)
@@ -218,19 +220,18 @@ def _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
             fl[r] = loss_value(loss, f, y[j])
             gr = loss_deriv(loss, f, y[j]) * gscale
             g[r] = gr
-            for k in range(d):
-                Xg[k, r] = gr * X[j, k]
-            Xg[d, r] = gr
+            for i in range(m):
+                H[r, i] *= gr
         else:
             out[j0 + r] = f
 
 
 @jit_parallel
-def _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, grad,
-           acc, accc, S, H, DZ, Xg, fl, g, out):
+def _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, grad, bias,
+           acc, accc, S, H, DZ, ones, fl, g, out):
     """GEMM path over data tiles: outputs into ``out`` (forward), or sum_j loss_j and the
-    g-weighted sums (``grad``)."""
-    n = X.shape[0]
+    g-weighted sums (``grad``; the bias row of ``acc`` only with ``bias``)."""
+    n, d = X.shape
     t = S.shape[0]
     total = 0.0
     for j0 in range(0, n, t):
@@ -241,13 +242,15 @@ def _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, grad,
         if tangent:
             gemm(False, True, 1.0, Xt, dA, 0.0, DZ[:tt])
         _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
-                   X, y, j0, tt, Xg, fl, g, out)
+                   y, j0, tt, fl, g, out)
         if grad:
             for r in range(tt):
                 total += fl[r]
             beta = 0.0 if j0 == 0 else 1.0
             gemv_t(1.0, St, g[:tt], beta, accc)
-            gemm(False, False, 1.0, Xg[:, :tt], H[:tt], beta, acc)
+            gemm(True, False, 1.0, Xt, H[:tt], beta, acc[:d])
+            if bias:
+                gemv_t(1.0, H[:tt], ones[:tt], beta, acc[d])
     return total
 
 
@@ -271,28 +274,28 @@ def model_outputs(P, P0, tangent, X, act, alpha, ws, out):
 
     ``ws`` is a :func:`workspace` for (n, m, d) of at least this size and the same path.
     """
-    A, b, c, dA, db, cm, acc, accc, S, H, DZ, Xg, fl, g = ws
+    A, b, c, dA, db, cm, acc, accc, S, H, DZ, ones, fl, g = ws
     _features(P, P0, tangent, A, b, c, dA, db, cm)
-    if Xg.shape[1] == 0:
-        _outputs_direct(A, b, c, dA, db, cm, tangent, X, act, alpha, S[0], H[0], out)
+    if ones.shape[0] == 0:
+        _outputs_direct(A, b, c, dA, db, cm, tangent, X, act, alpha, S, H, DZ, out)
     else:
-        _tiles(X, out, A, b, c, dA, db, cm, tangent, act, 0, alpha, 0.0, False,
-               acc, accc, S, H, DZ, Xg, fl, g, out)
+        _tiles(X, out, A, b, c, dA, db, cm, tangent, act, 0, alpha, 0.0, False, False,
+               acc, accc, S, H, DZ, ones, fl, g, out)
 
 
 @jit_parallel
 def model_risk_and_velocity_ws(P, P0, tangent, X, y, act, loss, alpha, lam, V, ws):
     """:func:`model_risk_and_velocity` with a preallocated :func:`workspace` for X's shape."""
     n = X.shape[0]
-    A, b, c, dA, db, cm, acc, accc, S, H, DZ, Xg, fl, g = ws
+    A, b, c, dA, db, cm, acc, accc, S, H, DZ, ones, fl, g = ws
     _features(P, P0, tangent, A, b, c, dA, db, cm)
     gscale = 1.0 / (alpha * n)
-    if Xg.shape[1] == 0:
+    if ones.shape[0] == 0:
         total = _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha,
-                                   gscale, acc, accc, S[0], H[0])
+                                   gscale, acc, accc, S, H, DZ)
     else:
         total = _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, True,
-                       acc, accc, S, H, DZ, Xg, fl, g, y)
+                       P.shape[1] == X.shape[1] + 2, acc, accc, S, H, DZ, ones, fl, g, y)
     _velocity(P, cm, acc, accc, lam, V)
     return total / n
 
