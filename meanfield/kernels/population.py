@@ -208,6 +208,15 @@ def _sqnorms(U):
     return out
 
 
+@jit
+def _pairs(act, sphere, U, W):
+    """Checked contiguous (U, W), the input-law scale, U W^T and the squared row norms."""
+    _check(act, sphere)
+    U = np.ascontiguousarray(U)
+    W = np.ascontiguousarray(W)
+    return U, W, _scale(sphere, U.shape[1]), np.dot(U, W.T), _sqnorms(U), _sqnorms(W)
+
+
 @jit_parallel
 def pair_kernel(act, sphere, U, W):
     r"""Pair kernel matrix :math:`K_{il} = \kappa(u_i, w_l) = E_x[s(u_i \cdot x) s(w_l \cdot x)]`.
@@ -230,15 +239,8 @@ def pair_kernel(act, sphere, U, W):
     ValueError
         For a combination without closed form (erf on the sphere, other activations).
     """
-    _check(act, sphere)
-    U = np.ascontiguousarray(U)
-    W = np.ascontiguousarray(W)
-    n1, d = U.shape
-    n2 = W.shape[0]
-    scale = _scale(sphere, d)
-    G = np.dot(U, W.T)
-    su = _sqnorms(U)
-    sw = _sqnorms(W)
+    U, W, scale, G, su, sw = _pairs(act, sphere, U, W)
+    n1, n2 = U.shape[0], W.shape[0]
     K = np.empty((n1, n2))
     for i in prange(n1):
         for l in range(n2):
@@ -260,15 +262,9 @@ def pair_kernel_grad(act, sphere, U, W):
     (n1, n2, d) float64
         ``out[i, l] = beta_il * w_l + gamma_il * u_i`` (zero where :math:`|u_i| = 0` for relu).
     """
-    _check(act, sphere)
-    U = np.ascontiguousarray(U)
-    W = np.ascontiguousarray(W)
+    U, W, scale, G, su, sw = _pairs(act, sphere, U, W)
     n1, d = U.shape
     n2 = W.shape[0]
-    scale = _scale(sphere, d)
-    G = np.dot(U, W.T)
-    su = _sqnorms(U)
-    sw = _sqnorms(W)
     out = np.empty((n1, n2, d))
     for i in prange(n1):
         for l in range(n2):
