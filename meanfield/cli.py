@@ -81,12 +81,13 @@ def format_info(run) -> str:
     last = f", last step {steps[-1]} (t={run.times[-1]:g})" if len(steps) else ""
     lines.append(f"snapshots   {len(steps)}{last}")
     lines.append("observables (last recorded value)")
+    width = max(map(len, run.observable_names), default=0)
     for name in run.observable_names:
         obs = run.observable(name)
         if len(obs.step):
-            lines.append(f"  {name:<14} {obs.value[-1]:<12.6g} step {obs.step[-1]}")
+            lines.append(f"  {name:<{width}}  {obs.value[-1]:<12.6g} step {obs.step[-1]}")
         else:
-            lines.append(f"  {name:<14} (none yet)")
+            lines.append(f"  {name:<{width}}  (none yet)")
     return "\n".join(lines)
 
 
