@@ -138,7 +138,7 @@ class Case:
         algorithm = {"gd": GD, "sgd": SGD, "population": POPULATION}[self.algorithm]
         obs = np.empty((0, N_OBSERVABLES))
         P = self.P.copy()
-        work = parallel_work(self.algorithm, self.m, self.n, self.n)
+        work = parallel_work(self.algorithm, self.m, self.n, self.T.shape[0])
 
         def run():
             with threads_for(work):

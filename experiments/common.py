@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 def options(name: str, description: str, argv=None) -> argparse.Namespace:
     """Parse the options every experiment takes; adds ``csv``, ``png`` and ``work`` paths.
 
-    ``--quick`` uses the small sizes (and the work folder ``work/quick``),
+    ``--quick`` uses the small sizes (and the work folder ``work/quick``, which
+    then also receives the CSV and PNG),
     ``--plot-only`` redraws the figure from the CSV, ``--work DIR`` and
     ``--data DIR`` move the run files and the outputs.
     """
@@ -44,12 +45,15 @@ def options(name: str, description: str, argv=None) -> argparse.Namespace:
                    help="only redraw the figure from the CSV in the data folder")
     p.add_argument("--work", type=Path, metavar="DIR",
                    help=f"folder for the sweeps and run files (default experiments/{name}/work)")
-    p.add_argument("--data", type=Path, default=REPO / "data", metavar="DIR",
-                   help="folder for the CSV and PNG (default data/)")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="folder for the CSV and PNG (default data/, or the work folder "
+                        "with --quick, so that a quick run never replaces the gallery)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="runs in parallel (default 1)")
     args = p.parse_args(argv)
     if args.work is None:
         args.work = REPO / "experiments" / name / "work" / ("quick" if args.quick else "full")
+    if args.data is None:
+        args.data = args.work if args.quick else REPO / "data"
     args.name = name
     args.csv = args.data / f"{name}.csv"
     args.png = args.data / f"{name}.png"

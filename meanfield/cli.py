@@ -117,8 +117,12 @@ def cmd_plot(args) -> int:
         raise InputError(f"{out}: unknown figure format {out.suffix or '(no suffix)'!r} "
                          "(use .png, .pdf, .svg, ...)")
     with open_run(args.file) as run:
+        planar = run.parameters["d"] >= 2
+        if args.kind == "particles" and not planar:
+            raise InputError(f"{args.file}: particle paths need inputs of dimension d >= 2 "
+                             "(this run has d = 1); use --kind loss")
         panels = {"loss": [loss_curves], "particles": [particle_trajectories],
-                  "both": [loss_curves, particle_trajectories]}[args.kind]
+                  "both": [loss_curves] + [particle_trajectories] * planar}[args.kind]
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5),
                                  constrained_layout=True, squeeze=False)
         for draw, ax in zip(panels, axes[0]):
@@ -329,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FIG",
                    help="figure file; its suffix gives the format (default: FILE with .png)")
     p.add_argument("--kind", choices=PLOT_KINDS, default="both",
-                   help="losses against time, particles |c| a in the plane, or both (default)")
+                   help="losses against time, particles |c| a in the plane, or both (default; "
+                        "the losses alone when d = 1)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("demo", help="a small mean-field teacher-student run with a figure")

@@ -103,7 +103,9 @@ def loss_curves(run, ax=None, names=("train_loss", "test_loss", "population_loss
             continue
         obs = run.observable(name)
         keep = (obs.time > 0) & (obs.value > 0)
-        ax.loglog(obs.time[keep], obs.value[keep], label=name.replace("_", " "))
+        few = np.count_nonzero(keep) < 20  # a short run: mark the points, or one is invisible
+        ax.loglog(obs.time[keep], obs.value[keep], marker="o" if few else None,
+                  label=name.replace("_", " "))
     ax.set_xlabel("time t = lr * step")
     ax.set_ylabel("loss")
     ax.legend()

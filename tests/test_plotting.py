@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from meanfield import Config, simulate  # noqa: E402
-from meanfield.plotting import (distance_vs_m, laziness_vs_alpha, loss_vs_m,  # noqa: E402
-                                loss_vs_scale, particle_trajectories, plane_positions,
-                                trajectories)
+from meanfield.plotting import (distance_vs_m, laziness_vs_alpha, loss_curves,  # noqa: E402
+                                loss_vs_m, loss_vs_scale, particle_trajectories,
+                                plane_positions, trajectories)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -187,3 +187,29 @@ def test_plot_bad_input_is_one_line_and_status_2(run_file, tmp_path, args, messa
     assert len(lines) == 1 and lines[0].startswith("meanfield: error: ") and message in lines[0]
     after = set(os.listdir(tmp_path)) | set(os.listdir(run_file.parent))
     assert after == before                               # nothing written, no temporary left
+
+
+def test_plot_of_a_one_dimensional_run(tmp_path):
+    """d = 1 has no plane of particles: losses only, and a clear refusal of --kind particles."""
+    cfg = Config.from_dict({"model": {"m": 4}, "data": {"d": 1, "n_train": 10, "n_test": 10},
+                            "train": {"steps": 10}})
+    simulate(cfg, out=tmp_path / "d1.h5").close()
+    res = _cli("plot", tmp_path / "d1.h5", "-o", tmp_path / "both.png", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    res_loss = _cli("plot", tmp_path / "d1.h5", "-o", tmp_path / "loss.png", "--kind", "loss",
+                    cwd=tmp_path)
+    assert res_loss.returncode == 0, res_loss.stderr
+    assert _png_size(tmp_path / "both.png") == _png_size(tmp_path / "loss.png")
+    res = _cli("plot", tmp_path / "d1.h5", "-o", tmp_path / "p.png", "--kind", "particles",
+               cwd=tmp_path)
+    assert res.returncode == 2 and "d >= 2" in res.stderr
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_loss_curves_of_a_short_run_mark_their_points():
+    cfg = Config.from_dict({"model": {"m": 4}, "data": {"d": 2, "n_train": 10, "n_test": 10},
+                            "train": {"steps": 10}})
+    fig = loss_curves(simulate(cfg))
+    lines = fig.axes[0].lines
+    assert lines and all(line.get_marker() == "o" and len(line.get_xdata()) == 1
+                         for line in lines)

@@ -67,9 +67,10 @@ def gemm(ta, tb, alpha, A, B, beta, C):
     ab[0] = alpha
     ab[1] = beta
     # row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T
-    _xxgemm(_D, _T if tb else _N, _T if ta else _N, N, M, K,
-            ab.ctypes, B.ctypes, _ld(B), A.ctypes, _ld(A),
-            ab[1:].ctypes, C.ctypes, _ld(C))
+    if _xxgemm(_D, _T if tb else _N, _T if ta else _N, N, M, K,
+               ab.ctypes, B.ctypes, _ld(B), A.ctypes, _ld(A),
+               ab[1:].ctypes, C.ctypes, _ld(C)) != 0:
+        raise RuntimeError("gemm: SciPy's BLAS could not be loaded")
 
 
 @jit
@@ -88,4 +89,6 @@ def gemv_t(alpha, A, x, beta, y):
     if x.shape[0] != r or y.shape[0] != c:
         raise ValueError("gemv: incompatible shapes")
     # the column-major (c, r) matrix A^T, not transposed (x and y must be contiguous)
-    _xxgemv(_D, _N, c, r, ab.ctypes, A.ctypes, _ld(A), x.ctypes, ab[1:].ctypes, y.ctypes)
+    if _xxgemv(_D, _N, c, r, ab.ctypes, A.ctypes, _ld(A), x.ctypes, ab[1:].ctypes,
+               y.ctypes) != 0:
+        raise RuntimeError("gemv: SciPy's BLAS could not be loaded")
