@@ -48,6 +48,7 @@ __all__ = [
     "risk",
     "objective",
     "velocity",
+    "fd_minus_m_grad",
     "fd_velocity",
     "gd",
     "teacher_forward",
@@ -316,18 +317,11 @@ def velocity(P, X, y, activation, loss, alpha, bias, weight_decay):
     return V
 
 
-def fd_velocity(P, X, y, activation, loss, alpha, bias, weight_decay, h=1e-6):
-    """Velocity ``-m grad J`` by central finite differences of :func:`objective`.
+def fd_minus_m_grad(J, P, h=1e-6):
+    """``-m grad J(P)`` by central finite differences of any objective ``J(P)``.
 
     Each entry ``P[i, k]`` is perturbed by ``+-h`` in turn:
     ``V[i, k] = -m (J(P + h e_ik) - J(P - h e_ik)) / (2 h)``.
-
-    Parameters
-    ----------
-    P, X, y, activation, loss, alpha, bias, weight_decay
-        As in :func:`objective`.
-    h : float, optional
-        Step of the central difference.
 
     Returns
     -------
@@ -340,12 +334,30 @@ def fd_velocity(P, X, y, activation, loss, alpha, bias, weight_decay, h=1e-6):
         for k in range(P.shape[1]):
             saved = P[i, k]
             P[i, k] = saved + h
-            J_plus = objective(P, X, y, activation, loss, alpha, bias, weight_decay)
+            J_plus = J(P)
             P[i, k] = saved - h
-            J_minus = objective(P, X, y, activation, loss, alpha, bias, weight_decay)
+            J_minus = J(P)
             P[i, k] = saved
             V[i, k] = -m * (J_plus - J_minus) / (2.0 * h)
     return V
+
+
+def fd_velocity(P, X, y, activation, loss, alpha, bias, weight_decay, h=1e-6):
+    """Velocity ``-m grad J`` by central finite differences of :func:`objective`.
+
+    Parameters
+    ----------
+    P, X, y, activation, loss, alpha, bias, weight_decay
+        As in :func:`objective`.
+    h : float, optional
+        Step of the central difference.
+
+    Returns
+    -------
+    V : ndarray, shape (m, D)
+    """
+    return fd_minus_m_grad(
+        lambda Q: objective(Q, X, y, activation, loss, alpha, bias, weight_decay), P, h)
 
 
 def gd(P, X, y, activation, loss, alpha, bias, weight_decay, lr, steps):
