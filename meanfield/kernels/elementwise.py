@@ -33,42 +33,9 @@ def softplus(z):
 
 
 @jit
-def act_value(k, z):
-    """Activation ``k`` at ``z``."""
-    if k == RELU:
-        return z if z > 0.0 else 0.0
-    if k == SIGMOID:
-        return sigmoid(z)
-    if k == TANH:
-        return math.tanh(z)
-    if k == SOFTPLUS:
-        return softplus(z)
-    if k == ERF:
-        return math.erf(z)
-    return z
-
-
-@jit
-def act_deriv(k, z):
-    """Derivative of activation ``k`` at ``z`` (relu'(0) = 0)."""
-    if k == RELU:
-        return 1.0 if z > 0.0 else 0.0
-    if k == SIGMOID:
-        s = sigmoid(z)
-        return s * (1.0 - s)
-    if k == TANH:
-        t = math.tanh(z)
-        return 1.0 - t * t
-    if k == SOFTPLUS:
-        return sigmoid(z)
-    if k == ERF:
-        return _TWO_OVER_SQRT_PI * math.exp(-z * z)
-    return 1.0
-
-
-@jit
 def act_both(k, z):
-    """(value, derivative) of activation ``k`` at ``z``, sharing the transcendental work."""
+    """(value, derivative) of activation ``k`` at ``z`` (relu'(0) = 0), sharing the
+    transcendental work."""
     if k == RELU:
         return (z, 1.0) if z > 0.0 else (0.0, 0.0)
     if k == SIGMOID:
@@ -107,5 +74,6 @@ def activate(k, Z, derivative):
     out = np.empty_like(Z)
     z, o = Z.ravel(), out.ravel()
     for j in prange(z.shape[0]):
-        o[j] = act_deriv(k, z[j]) if derivative else act_value(k, z[j])
+        s, ds = act_both(k, z[j])
+        o[j] = ds if derivative else s
     return out
