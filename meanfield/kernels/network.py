@@ -36,10 +36,11 @@ Two paths compute the same sums (:func:`tile_rows` chooses).
 * Large systems tile over the data, ``t`` rows at a time with ``t m`` about
   ``TILE_ELEMS``, so memory beyond the inputs is O(t m).  A step is two GEMMs
   per tile, :math:`Z = X_t A^T` and
-  :math:`[\sum_j g_j s'(z_{ij}) x_j,\ \sum_j g_j s'(z_{ij})]^T = [g \odot X_t,\ g]^T S'`
-  (accumulated in place over the tiles), one GEMV :math:`S^T g`, and the
-  elementwise work (activation, its derivative, the output, the loss and g)
-  fused into one ``prange`` pass over the rows of the tile in between.  The
+  :math:`[\sum_j g_j s'(z_{ij}) x_j]_{k i} = (X_t^T H)_{k i}` with
+  :math:`H_{ji} = g_j s'(z_{ij})` (accumulated in place over the tiles), the
+  GEMVs :math:`S^T g` (and :math:`H^T 1` with a bias), and the elementwise
+  work (activation, its derivative, the output, the loss, g and H) fused
+  into one ``prange`` pass over the rows of the tile in between.  The
   tangent model adds one GEMM :math:`X_t\, \Delta A^T`.
 
 Each output entry is summed by one thread in a fixed order (the row pass
