@@ -4,6 +4,7 @@ Every invalid input must raise :class:`meanfield.errors.InputError` (never anoth
 exception type) with a message that names the offending key or path.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from meanfield.config import (
     Config,
+    as_config,
     DataConfig,
     InitConfig,
     LossConfig,
@@ -20,6 +22,7 @@ from meanfield.config import (
     ScalingConfig,
     TrainConfig,
 )
+from meanfield.config.tomlio import resolve_paths
 from meanfield.data import Dataset
 from meanfield.errors import InputError
 
@@ -143,7 +146,8 @@ def test_toml_round_trip(tables, tmp_path):
     # and through a file
     path = tmp_path / "c.toml"
     path.write_text(text, encoding="utf-8")
-    assert Config.from_toml(path) == cfg
+    # a relative data.path in a file is relative to the file's folder
+    assert Config.from_toml(path) == Config.from_dict(resolve_paths(tables, tmp_path))
     # the text is stable (to_toml of the read-back config is identical)
     assert back.to_toml() == text
 
@@ -373,6 +377,14 @@ def test_wrong_type_from_toml_text(text, key):
     ("record", "every", 0),
     ("record", "snapshot_every", 0),
     ("run", "seed", -1),
+    ("train", "steps", 2**62 + 1),
+    ("train", "damping", -1e-9),
+    ("train", "damping", float("inf")),
+    ("data", "label_corruption", -0.1),
+    ("data", "label_corruption", 1.5),
+    ("data", "label_corruption", float("nan")),
+    ("record", "checkpoint_seconds", 0.0),
+    ("record", "checkpoint_seconds", float("inf")),
 ])
 def test_out_of_range(section, key, value):
     raises_naming(f"{section}.{key}", Config.from_dict, {section: {key: value}})
@@ -404,7 +416,11 @@ def test_limits_are_inclusive_where_documented():
     ("scaling", "regime", "standard"),
     ("data", "kind", "mnist"),
     ("data", "teacher_activation", "swish"),
-    ("init", "c", "uniform"),
+    ("init", "c", "beta"),
+    ("init", "a", "Standard"),
+    ("data", "teacher_output", "max"),
+    ("data", "teacher_signs", "positive"),
+    ("record", "compression", "zstd"),
 ])
 def test_unknown_choice(section, key, value):
     msg = raises_naming(f"{section}.{key}", Config.from_dict, {section: {key: value}})
@@ -416,7 +432,10 @@ def test_unknown_choice(section, key, value):
 ] + [("loss", "name", "squared"), ("loss", "name", "logistic"),
      ("train", "algorithm", "gd"), ("train", "algorithm", "sgd"),
      ("scaling", "regime", "mean_field"), ("scaling", "regime", "ntk"),
-     ("scaling", "regime", "lazy")])
+     ("scaling", "regime", "lazy"), ("train", "algorithm", "ggn"),
+     ("init", "a", "standard"), ("init", "c", "uniform"),
+     ("data", "teacher_output", "sum"), ("data", "teacher_signs", "random")]
+    + [("record", "compression", c) for c in ("none", "lzf", "gzip")])
 def test_documented_choices_are_accepted(section, key, choice):
     cfg = Config.from_dict({section: {key: choice}})
     assert getattr(getattr(cfg, section), key) == choice
@@ -559,3 +578,83 @@ def test_validated_rejects_empty_split():
     arrays = _dataset(labels="real")
     arrays["x_test"], arrays["y_test"] = np.zeros((0, 3)), np.zeros(0)
     raises_naming("x_test", Dataset(**arrays).validated, CFG3)
+
+
+# ------------------------------------------------------------ new keys, frozen
+
+
+def test_new_keys_defaults():
+    cfg = Config()
+    assert (cfg.record.checkpoint_seconds, cfg.record.compression) == (60.0, "none")
+    assert cfg.run.author == ""
+    assert (cfg.data.teacher_output, cfg.data.teacher_signs) == ("mean", "alternating")
+    assert cfg.data.label_corruption == 0.0
+    assert cfg.init.path == "" and cfg.train.damping == 0.0
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("run", "author", 3), ("init", "path", 1.0), ("train", "damping", "0"),
+    ("data", "label_corruption", True), ("record", "checkpoint_seconds", "60"),
+])
+def test_new_keys_wrong_type(section, key, value):
+    raises_naming(f"{section}.{key}", Config.from_dict, {section: {key: value}})
+
+
+def test_ggn_needs_squared_loss():
+    raises_naming("ggn", Config.from_dict,
+                  {"train": {"algorithm": "ggn"}, "loss": {"name": "logistic"}})
+    assert Config.from_dict({"train": {"algorithm": "ggn", "damping": 0.5}}).train.damping == 0.5
+
+
+def test_sections_are_validated_on_construction():
+    raises_naming("model.m", ModelConfig, m=-5)
+    raises_naming("train.lr", TrainConfig, lr=float("nan"))
+    raises_naming("init.a", InitConfig, a="cauchy")
+    raises_naming("run.seed", RunConfig, seed=1.5)
+    raises_naming("model", Config, model={"m": 3})
+    raises_naming("model.m", Config, model=ModelConfig(m=7), init=InitConfig(symmetric=True))
+    # numpy scalars are taken as the Python numbers they are
+    cfg = Config(model=ModelConfig(m=np.int64(4)), train=TrainConfig(lr=np.float32(0.5)))
+    assert type(cfg.model.m) is int and cfg.model.m == 4 and cfg.train.lr == 0.5
+
+
+def test_sections_are_frozen():
+    cfg = Config()
+    raises_naming("model.m", setattr, cfg.model, "m", 0)
+    raises_naming("Config.model", setattr, cfg, "model", ModelConfig())
+    raises_naming("train.lr", delattr, cfg.train, "lr")
+    assert cfg.model.m == 100
+    # changes go through replace, validated
+    assert dataclasses.replace(cfg.model, m=4).m == 4
+    raises_naming("model.m", dataclasses.replace, cfg.model, m=0)
+    raises_naming("model.m", dataclasses.replace, cfg, init=InitConfig(symmetric=True),
+                  model=ModelConfig(m=3))
+    assert hash(cfg) == hash(Config())
+
+
+def test_as_config(tmp_path):
+    cfg = Config.from_dict({"model": {"m": 6}})
+    assert as_config(cfg) is cfg
+    assert as_config({"model": {"m": 6}}) == cfg
+    path = tmp_path / "c.toml"
+    path.write_text(cfg.to_toml())
+    assert as_config(path) == cfg and as_config(str(path)) == cfg
+    for bad in (3, None, ["model.m=6"], b"[model]", object()):
+        with pytest.raises(InputError, match="config must be"):
+            as_config(bad)
+    raises_naming("model.m", as_config, {"model": {"m": 0}})
+    raises_naming("nope.toml", as_config, tmp_path / "nope.toml")
+
+
+def test_paths_in_a_file_are_relative_to_the_file(tmp_path, monkeypatch):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    path = sub / "c.toml"
+    path.write_text('[data]\nkind = "file"\npath = "x.npz"\n[init]\npath = "p/run.h5:3"\n')
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.from_toml(path)
+    assert cfg.data.path == str(sub / "x.npz")
+    assert cfg.init.path == str(sub / "p" / "run.h5") + ":3"
+    # a --set path is relative to the working directory; absolute ones are kept
+    cfg = Config.from_toml(path, ["data.path=y.npz", f"init.path={sub}/q.npy"])
+    assert cfg.data.path == str(tmp_path / "y.npz") and cfg.init.path == f"{sub}/q.npy"
