@@ -18,8 +18,7 @@ import numpy as np
 
 from .kernels import elementwise as _k
 
-IDS = {"relu": _k.RELU, "sigmoid": _k.SIGMOID, "tanh": _k.TANH,
-       "softplus": _k.SOFTPLUS, "erf": _k.ERF, "linear": _k.LINEAR}
+IDS = _k.ACTIVATION_IDS
 NAMES = tuple(IDS)
 
 

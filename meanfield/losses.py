@@ -6,5 +6,5 @@ r"""Losses of the risk R(f) = mean_j loss(f(x_j), y_j), by name.
 
 from .kernels import elementwise as _k
 
-IDS = {"squared": _k.SQUARED, "logistic": _k.LOGISTIC}
+IDS = _k.LOSS_IDS
 NAMES = tuple(IDS)

@@ -9,8 +9,8 @@ from conftest import make_problem
 import reference as ref
 from meanfield.activations import IDS as ACT
 from meanfield.activations import NAMES as ACTIVATIONS
-from meanfield.kernels import forward, risk, risk_and_velocity, train_chunk, GD, N_OBSERVABLES
-from meanfield.kernels import model_risk_and_velocity, tangent_forward
+from meanfield.kernels import forward, risk, risk_and_velocity
+from meanfield.kernels import make_model, model_risk_and_velocity, tangent_forward, workspace
 from meanfield.kernels.network import DIRECT_MAX_WORK, tile_rows
 from meanfield.losses import IDS as LOSS
 
@@ -117,5 +117,6 @@ def test_several_tiles_network_and_tangent_model(act, loss, bias):
     assert rel(forward(P, X, ACT[act], alpha), ref.forward(P, X, act, alpha, bias)) < 1e-12
     T_ref = ref.tangent_forward(P, P0, X, act, alpha, bias)
     assert rel(tangent_forward(P, P0, X, ACT[act], alpha), T_ref) < 1e-12
-    R = model_risk_and_velocity(P, P0, True, X, y, ACT[act], LOSS[loss], alpha, 0.0, V)
+    R = model_risk_and_velocity(P, make_model(act, loss, alpha, 0.0, True, P0), X, y, V,
+                                workspace(n, m, d, True))
     assert R == pytest.approx(np.mean(ref.LOSSES[loss][0](T_ref, y)), rel=1e-12)

@@ -21,12 +21,23 @@ from meanfield.kernels.population import (
     population_risk_and_velocity,
     supported,
 )
+from meanfield.kernels.structs import make_population
 
 CASES = [("relu", RELU, False), ("relu", RELU, True), ("erf", ERF, False)]
 IDS = ["relu-gauss", "relu-sphere", "erf-gauss"]
 N_MC = 1_000_000
 CHUNK = 200_000
 
+
+
+def pop_risk(P, T, act, alpha, noise, sphere):
+    """population_risk with the arguments spelled out."""
+    return population_risk(P, make_population(T, act, alpha, 0.0, noise, sphere))
+
+
+def pop_risk_velocity(P, T, act, alpha, lam, noise, sphere, V):
+    """population_risk_and_velocity with the arguments spelled out."""
+    return population_risk_and_velocity(P, make_population(T, act, alpha, lam, noise, sphere), V)
 
 def sample(rng, n, d, sphere):
     X = rng.standard_normal((n, d))
@@ -145,7 +156,7 @@ def test_population_risk_against_monte_carlo(name, act, sphere, alpha, noise):
     if sphere:  # on the sphere s(a.x) is ~1/sqrt(d) smaller: scale up so the risk is O(1)
         P[:, :d] *= np.sqrt(d)
         T[:, :d] *= np.sqrt(d)
-    R = population_risk(P, T, act, alpha, noise, sphere)
+    R = pop_risk(P, T, act, alpha, noise, sphere)
     rng = np.random.default_rng(4)
     s1 = s2 = 0.0
     for _ in range(N_MC // CHUNK):
@@ -163,7 +174,7 @@ def test_population_risk_against_monte_carlo(name, act, sphere, alpha, noise):
 def objective(P, T, act, alpha, lam, noise, sphere):
     m = P.shape[0]
     penalty = lam / (2 * m) * np.sum(P * P)
-    return population_risk(P, T, act, alpha, noise, sphere) / alpha ** 2 + penalty
+    return pop_risk(P, T, act, alpha, noise, sphere) / alpha ** 2 + penalty
 
 
 @pytest.mark.parametrize("name,act,sphere", CASES, ids=IDS)
@@ -177,8 +188,8 @@ def test_velocity_is_minus_m_grad_J(name, act, sphere, alpha, lam, doubled):
         P[m // 2:, :d] = P[: m // 2, :d]
         P[m // 2:, d] = -P[: m // 2, d] + 0.1  # keep f != 0 so every term is exercised
     V = np.empty_like(P)
-    R = population_risk_and_velocity(P, T, act, alpha, lam, 0.2, sphere, V)
-    assert R == population_risk(P, T, act, alpha, 0.2, sphere)
+    R = pop_risk_velocity(P, T, act, alpha, lam, 0.2, sphere, V)
+    assert R == pop_risk(P, T, act, alpha, 0.2, sphere)
     V_fd = ref.fd_minus_m_grad(lambda Q: objective(Q, T, act, alpha, lam, 0.2, sphere), P,
                                h=1e-5)
     assert np.linalg.norm(V - V_fd) / np.linalg.norm(V_fd) < 1e-6
@@ -200,7 +211,7 @@ def test_velocity_against_empirical_velocity(name, act, sphere, alpha, lam, nois
         P[:, :d] *= np.sqrt(d)
         T[:, :d] *= np.sqrt(d)
     V = np.empty_like(P)
-    population_risk_and_velocity(P, T, act, alpha, lam, noise, sphere, V)
+    pop_risk_velocity(P, T, act, alpha, lam, noise, sphere, V)
     rng = np.random.default_rng(7)
     nb, size = 40, 10_000
     Vb = np.empty((nb,) + P.shape)
@@ -219,7 +230,7 @@ def test_student_equal_to_teacher_is_a_fixed_point(name, act, sphere):
     d = 5
     _, T = teacher_student(d, 1, 4, seed=8)
     V = np.empty_like(T)
-    R = population_risk_and_velocity(T.copy(), T, act, 1.0, 0.0, 0.3, sphere, V)
+    R = pop_risk_velocity(T.copy(), T, act, 1.0, 0.0, 0.3, sphere, V)
     assert R == pytest.approx(0.5 * 0.3 ** 2, abs=1e-14)
     assert np.max(np.abs(V)) < 1e-13
 
@@ -230,7 +241,7 @@ def test_zero_input_weight_relu():
     P, T = teacher_student(d, 4, 2, seed=9)
     P[1, :d] = 0.0
     V = np.empty_like(P)
-    population_risk_and_velocity(P, T, RELU, 1.0, 0.2, 0.0, False, V)
+    pop_risk_velocity(P, T, RELU, 1.0, 0.2, 0.0, False, V)
     assert np.all(np.isfinite(V))
     np.testing.assert_array_equal(V[1], -0.2 * P[1])
 
@@ -251,16 +262,16 @@ def test_deterministic_thread_independent_no_sampling():
     for _, act, sphere in CASES:
         V1, V2, V3 = (np.empty_like(P) for _ in range(3))
         seed(123)
-        R1 = population_risk_and_velocity(P, T, act, 2.0, 0.1, 0.3, sphere, V1)
+        R1 = pop_risk_velocity(P, T, act, 2.0, 0.1, 0.3, sphere, V1)
         after = draw()
         seed(123)
         expected = draw()
         assert after == expected  # the kernel consumed no random numbers
-        R2 = population_risk_and_velocity(P, T, act, 2.0, 0.1, 0.3, sphere, V2)
+        R2 = pop_risk_velocity(P, T, act, 2.0, 0.1, 0.3, sphere, V2)
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
         try:
-            R3 = population_risk_and_velocity(P, T, act, 2.0, 0.1, 0.3, sphere, V3)
+            R3 = pop_risk_velocity(P, T, act, 2.0, 0.1, 0.3, sphere, V3)
             K1 = pair_kernel(act, sphere, P[:, :d], T[:, :d])
         finally:
             numba.set_num_threads(threads)
@@ -292,9 +303,9 @@ def test_unsupported_raises(act, sphere):
     with pytest.raises(ValueError):
         pair_kernel(act, sphere, P[:, :3], T[:, :3])
     with pytest.raises(ValueError):
-        population_risk(P, T, act, 1.0, 0.0, sphere)
+        pop_risk(P, T, act, 1.0, 0.0, sphere)
     with pytest.raises(ValueError):
-        population_risk_and_velocity(P, T, act, 1.0, 0.0, 0.0, sphere, np.empty_like(P))
+        pop_risk_velocity(P, T, act, 1.0, 0.0, 0.0, sphere, np.empty_like(P))
 
 
 @pytest.mark.parametrize("alpha,lam", [(1.0, 0.0), (7.0, 0.3)])
@@ -302,7 +313,7 @@ def test_relu_gaussian_against_the_numpy_closed_form(alpha, lam):
     """The compiled relu kernel sums against the plain NumPy arc-cosine formulas, to 1e-12."""
     P, T = teacher_student(6, 40, 5, seed=11)
     V = np.empty_like(P)
-    R = population_risk_and_velocity(P, T, RELU, alpha, lam, 0.0, False, V)
+    R = pop_risk_velocity(P, T, RELU, alpha, lam, 0.0, False, V)
     R_ref, V_ref = ref.relu_population_velocity(P, T, alpha, lam)
     assert R == pytest.approx(R_ref, rel=1e-12)
     assert np.max(np.abs(V - V_ref)) < 1e-12 * np.max(np.abs(V_ref))

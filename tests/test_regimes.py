@@ -8,7 +8,7 @@ from conftest import make_problem
 import reference as ref
 from meanfield import Config, simulate
 from meanfield.activations import IDS as ACT
-from meanfield.kernels import model_risk_and_velocity, tangent_forward
+from meanfield.kernels import make_model, model_risk_and_velocity, tangent_forward, workspace
 from meanfield.losses import IDS as LOSS
 
 
@@ -24,7 +24,8 @@ def test_tangent_model_matches_reference_and_finite_differences(act, loss, bias,
         T_ref = ref.tangent_forward(P, P0, X, act, alpha, bias)
         assert np.max(np.abs(T - T_ref)) < 1e-12 * np.max(np.abs(T_ref))
         V = np.empty_like(P)
-        R = model_risk_and_velocity(P, P0, True, X, y, ACT[act], LOSS[loss], alpha, 0.1, V)
+        R = model_risk_and_velocity(P, make_model(act, loss, alpha, 0.1, True, P0), X, y, V,
+                                    workspace(n, m, d, True))
         assert R == pytest.approx(np.mean(ref.LOSSES[loss][0](T_ref, y)), rel=1e-12)
         if n > 100:
             continue

@@ -1,12 +1,17 @@
-"""All Numba-compiled code of meanfield (module-level ``@njit(cache=True)``, float64)."""
+"""All Numba-compiled code of meanfield (module-level ``@njit(cache=True)``, float64).
+
+The whole-chunk training loops live in :mod:`meanfield.kernels.training`.
+"""
 
 from .elementwise import LOGISTIC, SQUARED, activate
-from .network import forward, model_risk_and_velocity, risk, risk_and_velocity, tangent_forward
-from .sampling import teacher_labels
+from .network import (forward, model_outputs, model_risk, model_risk_and_velocity, risk,
+                      risk_and_velocity, tangent_forward, workspace)
 from .population import pair_kernel, population_risk, population_risk_and_velocity
-from .training import GD, N_OBSERVABLES, POPULATION, SGD, model_risk, record_row, train_chunk
+from .sampling import teacher_labels
+from .structs import Model, Population, Workspace, make_model, make_population
 
-__all__ = ["LOGISTIC", "SQUARED", "activate", "forward", "model_risk_and_velocity", "risk",
-           "risk_and_velocity", "tangent_forward", "teacher_labels", "pair_kernel",
-           "population_risk", "population_risk_and_velocity", "GD", "SGD", "POPULATION",
-           "N_OBSERVABLES", "model_risk", "record_row", "train_chunk"]
+__all__ = ["LOGISTIC", "SQUARED", "activate", "forward", "model_outputs", "model_risk",
+           "model_risk_and_velocity", "risk", "risk_and_velocity", "tangent_forward",
+           "workspace", "pair_kernel", "population_risk", "population_risk_and_velocity",
+           "teacher_labels", "Model", "Population", "Workspace", "make_model",
+           "make_population"]

@@ -13,6 +13,9 @@ from .jit import jit, jit_parallel
 
 RELU, SIGMOID, TANH, SOFTPLUS, ERF, LINEAR = 0, 1, 2, 3, 4, 5
 SQUARED, LOGISTIC = 0, 1
+ACTIVATION_IDS = {"relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "softplus": SOFTPLUS,
+                  "erf": ERF, "linear": LINEAR}
+LOSS_IDS = {"squared": SQUARED, "logistic": LOGISTIC}
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
@@ -33,22 +36,48 @@ def softplus(z):
 
 
 @jit
-def act_both(k, z):
-    """(value, derivative) of activation ``k`` at ``z`` (relu'(0) = 0), sharing the
-    transcendental work."""
+def act_rows(k, s, ds):
+    """In place over 1-D arrays: ``s <- act_k(s)``, ``ds <- act_k'(s)`` (relu'(0) = 0).
+
+    The branch on ``k`` is taken once, outside the loops: each activation has
+    its own straight-line loop, which LLVM vectorises (with Intel's SVML when
+    Numba finds it, for the transcendental functions).
+    """
+    n = s.shape[0]
     if k == RELU:
-        return (z, 1.0) if z > 0.0 else (0.0, 0.0)
-    if k == SIGMOID:
-        s = sigmoid(z)
-        return s, s * (1.0 - s)
-    if k == TANH:
-        t = math.tanh(z)
-        return t, 1.0 - t * t
-    if k == SOFTPLUS:
-        return softplus(z), sigmoid(z)
-    if k == ERF:
-        return math.erf(z), _TWO_OVER_SQRT_PI * math.exp(-z * z)
-    return z, 1.0
+        for i in range(n):
+            z = s[i]
+            pos = z > 0.0
+            s[i] = z if pos else 0.0
+            ds[i] = 1.0 if pos else 0.0
+    elif k == SIGMOID:
+        for i in range(n):
+            z = s[i]
+            e = math.exp(-abs(z))
+            q = 1.0 / (1.0 + e)
+            v = q if z >= 0.0 else e * q
+            s[i] = v
+            ds[i] = v * (1.0 - v)
+    elif k == TANH:
+        for i in range(n):
+            t = math.tanh(s[i])
+            s[i] = t
+            ds[i] = 1.0 - t * t
+    elif k == SOFTPLUS:
+        for i in range(n):
+            z = s[i]
+            e = math.exp(-abs(z))
+            q = 1.0 / (1.0 + e)
+            s[i] = max(z, 0.0) + math.log1p(e)
+            ds[i] = q if z >= 0.0 else e * q
+    elif k == ERF:
+        for i in range(n):
+            z = s[i]
+            s[i] = math.erf(z)
+            ds[i] = _TWO_OVER_SQRT_PI * math.exp(-z * z)
+    else:
+        for i in range(n):
+            ds[i] = 1.0
 
 
 @jit
@@ -72,8 +101,27 @@ def loss_deriv(k, f, y):
 def activate(k, Z, derivative):
     """Activation ``k`` (or its derivative) applied elementwise to a C-contiguous array."""
     out = np.empty_like(Z)
-    z, o = Z.ravel(), out.ravel()
-    for j in prange(z.shape[0]):
-        s, ds = act_both(k, z[j])
-        o[j] = ds if derivative else s
-    return out
+    ds = np.empty_like(Z)
+    o, h = out.ravel(), ds.ravel()
+    o[:] = Z.ravel()
+    n = o.shape[0]
+    rows = (n + 4095) // 4096
+    for r in prange(rows):
+        act_rows(k, o[r * 4096:min(n, (r + 1) * 4096)], h[r * 4096:min(n, (r + 1) * 4096)])
+    return ds if derivative else out
+
+
+@jit
+def dot(u, v):
+    """sum_i u_i v_i over 1-D arrays, in four interleaved partial sums (a fixed order)."""
+    n = u.shape[0]
+    n4 = n - n % 4
+    s0 = s1 = s2 = s3 = 0.0
+    for i in range(0, n4, 4):
+        s0 += u[i] * v[i]
+        s1 += u[i + 1] * v[i + 1]
+        s2 += u[i + 2] * v[i + 2]
+        s3 += u[i + 3] * v[i + 3]
+    for i in range(n4, n):
+        s0 += u[i] * v[i]
+    return (s0 + s1) + (s2 + s3)

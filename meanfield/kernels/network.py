@@ -52,12 +52,19 @@ import numpy as np
 from numba import prange
 
 from .blas import gemm, gemv_t
-from .elementwise import RELU, act_both, loss_deriv, loss_value
+from .elementwise import act_rows, dot, loss_deriv, loss_value
 from .jit import jit, jit_parallel
+from .structs import Model, Workspace
 
 TILE_ELEMS = 1 << 18
-"""Entries of one (tile rows, m) buffer on the GEMM path (2 MiB each; there are two,
-three for the tangent model)."""
+"""Entries of one (tile rows, m) buffer on the GEMM path while m is small enough for
+``MIN_TILE_ROWS`` rows (2 MiB each; there are two, three for the tangent model)."""
+
+MIN_TILE_ROWS = 64
+"""Fewest data rows of a tile (while ``MAX_TILE_ELEMS`` allows): thinner GEMMs are slow."""
+
+MAX_TILE_ELEMS = 1 << 22
+"""Most entries of one tile buffer (32 MiB), whatever m."""
 
 DIRECT_MAX_WORK = 1 << 16
 """Systems with n * m * d below this use the plain-loop path."""
@@ -68,198 +75,211 @@ def tile_rows(n, m, d):
     """Rows of data per tile on the GEMM path, or 0 for the plain-loop path."""
     if n * m * d < DIRECT_MAX_WORK:
         return 0
-    return max(1, min(n, TILE_ELEMS // max(m, 1)))
+    m = max(m, 1)
+    t = TILE_ELEMS // m
+    if t < MIN_TILE_ROWS:
+        t = min(MIN_TILE_ROWS, MAX_TILE_ELEMS // m)
+    return max(1, min(n, t))
 
 
 @jit
 def workspace(n, m, d, tangent):
-    """Every buffer that a forward or velocity evaluation on n inputs needs.
+    """Every buffer that an evaluation on n inputs needs, as a :class:`Workspace`.
 
-    Returns the tuple (A, b, c, dA, db, cm, acc, accc, S, H, DZ, ones, fl, g):
-    features and output weights (the tangent model's displacement dA, db and
-    multiplier cm); the accumulators, transposed, [sum_j g_j s' x_j, sum_j g_j s']^T
-    (d + 1, m) and sum_j g_j s (m,); the tile buffers s(z) and g_j s'(z) (t, m)
-    (one row each on the plain-loop path), X_t dA^T (tangent model only), a
-    vector of ones, the loss or output of each row and g (t,).  ``ones`` is
-    empty on the plain-loop path.  (The transposed accumulator makes the
-    backward GEMM ``acc = X_t^T H``, with the big tile H as its untransposed
-    right operand: the fast form for BLAS.)
+    Fields: ``A`` (d, m) the input weights, transposed (plain-loop path only; the GEMM
+    path reads them from the particles); ``dA`` their displacement (tangent model only;
+    (d, m) on the plain-loop path, (m, d) on the GEMM path); ``b``, ``c``, ``db``, ``cm`` (m,) biases, output weights, bias displacement
+    and the multiplier of the velocity (c, or c0 for the tangent model); the
+    accumulators, transposed, ``acc`` = [sum_j g_j s' x_j, sum_j g_j s']^T (d + 1, m)
+    and ``accc`` = sum_j g_j s (m,); the tile buffers ``S`` = s(z), ``H`` = g_j s'(z)
+    and ``DZ`` = X_t dA^T (tangent model) (t, m) (one row each on the plain-loop
+    path); ``ones`` (t,) (empty on the plain-loop path); ``fl``, ``g`` and ``f``
+    (t,) the loss, g and output of each row.  (The transposed accumulator makes the
+    backward GEMM ``acc = X_t^T H``, with the big tile H as its untransposed right
+    operand: the fast form for BLAS.)
     """
     t = tile_rows(n, m, d)
     r = max(t, 1)
-    mt = m if tangent else 0
-    return (np.empty((m, d)), np.empty(m), np.empty(m),
-            np.empty((mt, d)), np.empty(mt), np.empty(m),
-            np.empty((d + 1, m)), np.empty(m),
-            np.empty((r, m)), np.empty((r, m)), np.empty((r if tangent else 0, m)),
-            np.ones(t), np.empty(r), np.empty(r))
+    direct = d if t == 0 else 0
+    dA = (np.empty((d, m)) if t == 0 else np.empty((m, d))) if tangent else np.empty((0, m))
+    return Workspace(np.empty((direct, m)), np.empty(m), np.empty(m),
+                     dA, np.empty(m), np.empty(m),
+                     np.empty((d + 1, m)), np.empty(m),
+                     np.empty((r, m)), np.empty((r, m)), np.empty((r if tangent else 0, m)),
+                     np.ones(t), np.empty(r), np.empty(r), np.empty(r))
 
 
 @jit
-def _features(P, P0, tangent, A, b, c, dA, db, cm):
-    """Fill (A, b, c, dA, db, cm) from the particles.
+def _features(P, model, ws):
+    """Fill the vectors of ``ws`` (and on the plain-loop path A^T, dA^T) from the particles.
 
-    Network: features at w, cm = c.  Tangent model: features at w0,
+    Network: features at w, cm = c.  Tangent model: features at w0 = ``model.P0``,
     dA = A - A0, db = b - b0, cm = c0.
     """
     m, D = P.shape
-    d = A.shape[1]
+    d = ws.acc.shape[0] - 1
     bias = D == d + 2
-    Q = P0 if tangent else P
+    tangent = model.tangent
+    Q = model.P0 if tangent else P
+    direct = ws.A.shape[0] > 0
     for i in range(m):
-        for k in range(d):
-            A[i, k] = Q[i, k]
-        b[i] = Q[i, d] if bias else 0.0
-        c[i] = P[i, D - 1]
-        cm[i] = Q[i, D - 1]
+        ws.b[i] = Q[i, d] if bias else 0.0
+        ws.c[i] = P[i, D - 1]
+        ws.cm[i] = Q[i, D - 1]
         if tangent:
+            ws.db[i] = P[i, d] - Q[i, d] if bias else 0.0
+    if direct:
+        for k in range(d):
+            for i in range(m):
+                ws.A[k, i] = Q[i, k]
+                if tangent:
+                    ws.dA[k, i] = P[i, k] - Q[i, k]
+    elif tangent:
+        for i in range(m):
             for k in range(d):
-                dA[i, k] = P[i, k] - P0[i, k]
-            db[i] = P[i, d] - P0[i, d] if bias else 0.0
+                ws.dA[i, k] = P[i, k] - Q[i, k]
+
+
+@jit
+def _row_features(act, tangent, ws, S, H, DZ):
+    """One tile row: S <- s(S + b), H <- s'(S + b); returns the output sum.
+
+    The output sum is sum_i c_i s(z_i) (plus sum_i cm_i s'(z_i) (DZ_i + db_i)
+    for the tangent model, with DZ <- s'(z_i) (DZ_i + db_i)).
+    """
+    b = ws.b
+    for i in range(S.shape[0]):
+        S[i] += b[i]
+    act_rows(act, S, H)
+    acc = dot(ws.c, S)
+    if tangent:
+        db = ws.db
+        for i in range(S.shape[0]):
+            DZ[i] = H[i] * (DZ[i] + db[i])
+        acc += dot(ws.cm, DZ)
+    return acc
 
 
 # ----------------------------------------------------------------- plain-loop path
 @jit
-def _row_output(A, dA, tangent, X, j, act, alpha, b, c, db, cm, S, H, DZ):
+def _row_output(model, X, j, ws):
     """Output at input ``X[j]``; fills s(z_i) and s'(z_i) into ``S[0]`` and ``H[0]``.
 
     The loops over particles are innermost, so that they vectorise.
     """
-    m, d = A.shape
-    for i in range(m):
-        S[0, i] = 0.0
-        if tangent:
-            DZ[0, i] = 0.0
+    d, m = ws.A.shape
+    S = ws.S[0]
+    DZ = ws.DZ[0] if model.tangent else S
+    S[:] = 0.0
+    if model.tangent:
+        DZ[:] = 0.0
     for k in range(d):
         x = X[j, k]
+        A = ws.A[k]
         for i in range(m):
-            S[0, i] += A[i, k] * x
-        if tangent:
+            S[i] += A[i] * x
+        if model.tangent:
+            dA = ws.dA[k]
             for i in range(m):
-                DZ[0, i] += dA[i, k] * x
-    return alpha / m * _row_features(act, tangent, S, H, DZ, 0, b, c, db, cm)
+                DZ[i] += dA[i] * x
+    return model.alpha / m * _row_features(model.act, model.tangent, ws, S, ws.H[0], DZ)
 
 
 @jit
-def _outputs_direct(A, b, c, dA, db, cm, tangent, X, act, alpha, S, H, DZ, out):
-    for j in range(X.shape[0]):
-        out[j] = _row_output(A, dA, tangent, X, j, act, alpha, b, c, db, cm, S, H, DZ)
-
-
-@jit
-def _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale,
-                       acc, accc, S, H, DZ):
+def _accumulate_direct(model, X, y, ws):
     """Plain-loop path: returns sum_j loss_j and sets the g-weighted sums."""
     n, d = X.shape
-    m = A.shape[0]
+    m = ws.A.shape[1]
+    acc, accc, S, H = ws.acc, ws.accc, ws.S[0], ws.H[0]
+    gscale = 1.0 / (model.alpha * n)
     accc[:] = 0.0
     acc[:] = 0.0
     total = 0.0
     for j in range(n):
-        f = _row_output(A, dA, tangent, X, j, act, alpha, b, c, db, cm, S, H, DZ)
-        total += loss_value(loss, f, y[j])
-        g = loss_deriv(loss, f, y[j]) * gscale
+        f = _row_output(model, X, j, ws)
+        total += loss_value(model.loss, f, y[j])
+        g = loss_deriv(model.loss, f, y[j]) * gscale
         for i in range(m):
-            accc[i] += g * S[0, i]
+            accc[i] += g * S[i]
         for k in range(d):
             gx = g * X[j, k]
+            row = acc[k]
             for i in range(m):
-                acc[k, i] += gx * H[0, i]
+                row[i] += gx * H[i]
+        row = acc[d]
         for i in range(m):
-            acc[d, i] += g * H[0, i]
+            row[i] += g * H[i]
     return total
 
 
 # ---------------------------------------------------------------------- GEMM path
-@jit
-def _row_features(act, tangent, S, H, DZ, r, b, c, db, cm):
-    """Row r of a tile: S[r] <- s(S[r] + b), H[r] <- s'(S[r] + b); returns the output sum.
-
-    The output sum is sum_i c_i s(z_i) (plus sum_i cm_i s'(z_i) (DZ[r, i] + db_i)
-    for the tangent model).  Relu, the common case, has its own branch-free
-    loop.
-    """
-    m = S.shape[1]
-    acc = 0.0
-    if tangent:
-        for i in range(m):
-            s, ds = act_both(act, S[r, i] + b[i])
-            S[r, i] = s
-            H[r, i] = ds
-            acc += c[i] * s + cm[i] * ds * (DZ[r, i] + db[i])
-    elif act == RELU:
-        for i in range(m):
-            z = S[r, i] + b[i]
-            pos = z > 0.0
-            s = z if pos else 0.0
-            S[r, i] = s
-            H[r, i] = 1.0 if pos else 0.0
-            acc += c[i] * s
-    else:
-        for i in range(m):
-            s, ds = act_both(act, S[r, i] + b[i])
-            S[r, i] = s
-            H[r, i] = ds
-            acc += c[i] * s
-    return acc
-
-
 @jit_parallel
-def _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
-               y, j0, t, fl, g, out):
+def _tile_pass(model, grad, ws, y, j0, t):
     """The elementwise work of one tile of t rows starting at data row j0, in parallel over rows.
 
-    Forward only (``grad`` false): the outputs go to ``out[j0 + r]``.  With
-    ``grad``: the losses to ``fl``, g to ``g``, and row r of ``H`` is scaled by g_r.
+    Outputs to ``ws.f``; with ``grad`` also the losses to ``ws.fl``, g to ``ws.g``,
+    and row r of ``H`` is scaled by g_r.  (The arrays are taken out of ``ws``
+    before the parallel loop: Numba loses writes through a tuple field there.)
     """
-    m = S.shape[1]
-    scale = alpha / m
+    S, H, DZ, f, fl, g = ws.S, ws.H, ws.DZ, ws.f, ws.fl, ws.g
+    act, loss, tangent = model.act, model.loss, model.tangent
+    scale = model.alpha / S.shape[1]
+    gscale = 1.0 / (model.alpha * y.shape[0])
     for r in prange(t):
-        f = scale * _row_features(act, tangent, S, H, DZ, r, b, c, db, cm)
+        fr = scale * _row_features(act, tangent, ws, S[r], H[r], DZ[r] if tangent else S[r])
+        f[r] = fr
         if grad:
-            j = j0 + r
-            fl[r] = loss_value(loss, f, y[j])
-            gr = loss_deriv(loss, f, y[j]) * gscale
+            yj = y[j0 + r]
+            fl[r] = loss_value(loss, fr, yj)
+            gr = loss_deriv(loss, fr, yj) * gscale
             g[r] = gr
-            for i in range(m):
-                H[r, i] *= gr
-        else:
-            out[j0 + r] = f
+            Hr = H[r]
+            for i in range(Hr.shape[0]):
+                Hr[i] *= gr
+
+
+@jit
+def _tile_gemms(P, model, Xt, ws, tt):
+    """Pre-activations X_t A^T of a tile into S (and X_t dA^T into DZ for the tangent model)."""
+    d = Xt.shape[1]
+    Q = model.P0 if model.tangent else P
+    gemm(False, True, 1.0, Xt, Q[:, :d], 0.0, ws.S[:tt])
+    if model.tangent:
+        gemm(False, True, 1.0, Xt, ws.dA, 0.0, ws.DZ[:tt])
 
 
 @jit_parallel
-def _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, grad, bias,
-           acc, accc, S, H, DZ, ones, fl, g, out):
+def _tiles(P, model, X, y, ws, grad, out):
     """GEMM path over data tiles: outputs into ``out`` (forward), or sum_j loss_j and the
-    g-weighted sums (``grad``; the bias row of ``acc`` only with ``bias``)."""
+    g-weighted sums (``grad``)."""
     n, d = X.shape
-    t = S.shape[0]
+    t = ws.S.shape[0]
+    bias = P.shape[1] == d + 2
     total = 0.0
     for j0 in range(0, n, t):
         tt = min(t, n - j0)
         Xt = X[j0:j0 + tt]
-        St = S[:tt]
-        gemm(False, True, 1.0, Xt, A, 0.0, St)
-        if tangent:
-            gemm(False, True, 1.0, Xt, dA, 0.0, DZ[:tt])
-        _tile_pass(act, loss, alpha, gscale, tangent, grad, S, H, DZ, b, c, db, cm,
-                   y, j0, tt, fl, g, out)
+        _tile_gemms(P, model, Xt, ws, tt)
+        _tile_pass(model, grad, ws, y, j0, tt)
         if grad:
             for r in range(tt):
-                total += fl[r]
+                total += ws.fl[r]
             beta = 0.0 if j0 == 0 else 1.0
-            gemv_t(1.0, St, g[:tt], beta, accc)
-            gemm(True, False, 1.0, Xt, H[:tt], beta, acc[:d])
+            gemv_t(1.0, ws.S[:tt], ws.g[:tt], beta, ws.accc)
+            gemm(True, False, 1.0, Xt, ws.H[:tt], beta, ws.acc[:d])
             if bias:
-                gemv_t(1.0, H[:tt], ones[:tt], beta, acc[d])
+                gemv_t(1.0, ws.H[:tt], ws.ones[:tt], beta, ws.acc[d])
+        else:
+            out[j0:j0 + tt] = ws.f[:tt]
     return total
 
 
 # ------------------------------------------------------------------- entry points
 @jit
-def _velocity(P, cm, acc, accc, lam, V):
+def _velocity(P, model, ws, V):
     """V = -m grad_w J from the g-weighted sums."""
     m, D = P.shape
+    acc, accc, cm, lam = ws.acc, ws.accc, ws.cm, model.lam
     d = acc.shape[0] - 1
     for i in range(m):
         for k in range(d):
@@ -270,44 +290,76 @@ def _velocity(P, cm, acc, accc, lam, V):
 
 
 @jit_parallel
-def model_outputs(P, P0, tangent, X, act, alpha, ws, out):
-    """Outputs of the network (or of its tangent model at P0) at the rows of X, into ``out``.
+def model_outputs(P, model, X, ws, out):
+    """Outputs of the network (or of its tangent model at ``model.P0``) at the rows of X.
 
-    ``ws`` is a :func:`workspace` for (n, m, d) of at least this size and the same path.
+    Parameters
+    ----------
+    P : (m, D) particles; model : :class:`Model`; X : (n, d) C-contiguous inputs;
+    ws : a :func:`workspace` for (n, m, d, model.tangent); out : (n,) output.
     """
-    A, b, c, dA, db, cm, acc, accc, S, H, DZ, ones, fl, g = ws
-    _features(P, P0, tangent, A, b, c, dA, db, cm)
-    if ones.shape[0] == 0:
-        _outputs_direct(A, b, c, dA, db, cm, tangent, X, act, alpha, S, H, DZ, out)
+    _features(P, model, ws)
+    if ws.ones.shape[0] == 0:
+        for j in range(X.shape[0]):
+            out[j] = _row_output(model, X, j, ws)
     else:
-        _tiles(X, out, A, b, c, dA, db, cm, tangent, act, 0, alpha, 0.0, False, False,
-               acc, accc, S, H, DZ, ones, fl, g, out)
+        _tiles(P, model, X, out, ws, False, out)
 
 
 @jit_parallel
-def model_risk_and_velocity_ws(P, P0, tangent, X, y, act, loss, alpha, lam, V, ws):
-    """:func:`model_risk_and_velocity` with a preallocated :func:`workspace` for X's shape."""
-    n = X.shape[0]
-    A, b, c, dA, db, cm, acc, accc, S, H, DZ, ones, fl, g = ws
-    _features(P, P0, tangent, A, b, c, dA, db, cm)
-    gscale = 1.0 / (alpha * n)
-    if ones.shape[0] == 0:
-        total = _accumulate_direct(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha,
-                                   gscale, acc, accc, S, H, DZ)
+def model_risk_and_velocity(P, model, X, y, V, ws):
+    r"""Risk R on (X, y) of the network (or tangent model); writes v = -m grad_w J into V.
+
+    .. math:: v_i = -m \nabla_{w_i} J, \quad J = R / \alpha^2 + (\lambda / m) \sum_i |w_i|^2 / 2
+
+    Parameters
+    ----------
+    P : (m, D) particles; model : :class:`Model`; X : (n, d) C-contiguous inputs;
+    y : (n,) labels; V : (m, D) output; ws : a :func:`workspace` for (n, m, d, model.tangent).
+
+    Returns
+    -------
+    float
+        R = mean_j loss(f(x_j), y_j).
+    """
+    _features(P, model, ws)
+    if ws.ones.shape[0] == 0:
+        total = _accumulate_direct(model, X, y, ws)
     else:
-        total = _tiles(X, y, A, b, c, dA, db, cm, tangent, act, loss, alpha, gscale, True,
-                       P.shape[1] == X.shape[1] + 2, acc, accc, S, H, DZ, ones, fl, g, y)
-    _velocity(P, cm, acc, accc, lam, V)
-    return total / n
+        total = _tiles(P, model, X, y, ws, True, y)
+    _velocity(P, model, ws, V)
+    return total / X.shape[0]
+
+
+@jit
+def mean_loss(f, y, loss):
+    """mean_j loss(f_j, y_j)."""
+    total = 0.0
+    for j in range(f.shape[0]):
+        total += loss_value(loss, f[j], y[j])
+    return total / f.shape[0]
 
 
 @jit_parallel
-def _forward(P, P0, tangent, X, act, alpha):
+def _outputs(P, model, X):
     X = np.ascontiguousarray(X)
     n, d = X.shape
     out = np.empty(n)
-    model_outputs(P, P0, tangent, X, act, alpha, workspace(n, P.shape[0], d, tangent), out)
+    model_outputs(P, model, X, workspace(n, P.shape[0], d, model.tangent), out)
     return out
+
+
+@jit_parallel
+def model_risk(P, model, X, y):
+    """Risk R = mean_j loss(f(x_j), y_j) of the network (or tangent model) on (X, y)."""
+    return mean_loss(_outputs(P, model, X), y, model.loss)
+
+
+@jit
+def _model(P0, tangent, act, loss, alpha, lam):
+    """A :class:`Model` with the canonical field types, from compiled code."""
+    return Model(np.int64(act), np.int64(loss), np.float64(alpha), np.float64(lam),
+                 tangent, P0)
 
 
 @jit_parallel
@@ -319,25 +371,13 @@ def forward(P, X, act, alpha):
     P : (m, D) float64 particles; X : (n, d) float64 inputs;
     act : activation id; alpha : output scale.
     """
-    return _forward(P, P, False, X, act, alpha)
+    return _outputs(P, _model(P, False, act, 0, alpha, 0.0), X)
 
 
 @jit_parallel
 def tangent_forward(P, P0, X, act, alpha):
     """Tangent-model output T f(w)(x_j) = f(w0)(x_j) + (w - w0) . grad f(w0)(x_j)."""
-    return _forward(P, P0, True, X, act, alpha)
-
-
-@jit_parallel
-def model_risk_and_velocity(P, P0, tangent, X, y, act, loss, alpha, lam, V):
-    """Risk and velocity of the network (``tangent`` false) or of its tangent model at P0.
-
-    Writes v = -m grad_w J into ``V`` (m, D) and returns R on (X, y).
-    """
-    X = np.ascontiguousarray(X)
-    n, d = X.shape
-    ws = workspace(n, P.shape[0], d, tangent)
-    return model_risk_and_velocity_ws(P, P0, tangent, X, y, act, loss, alpha, lam, V, ws)
+    return _outputs(P, _model(P0, True, act, 0, alpha, 0.0), X)
 
 
 @jit_parallel
@@ -354,19 +394,13 @@ def risk_and_velocity(P, X, y, act, loss, alpha, lam, V):
     float
         R(f) on (X, y) at the current particles.
     """
-    return model_risk_and_velocity(P, P, False, X, y, act, loss, alpha, lam, V)
-
-
-@jit
-def mean_loss(f, y, loss):
-    """mean_j loss(f_j, y_j)."""
-    total = 0.0
-    for j in range(f.shape[0]):
-        total += loss_value(loss, f[j], y[j])
-    return total / f.shape[0]
+    X = np.ascontiguousarray(X)
+    n, d = X.shape
+    return model_risk_and_velocity(P, _model(P, False, act, loss, alpha, lam), X, y, V,
+                                   workspace(n, P.shape[0], d, False))
 
 
 @jit_parallel
 def risk(P, X, y, act, loss, alpha):
     """Empirical risk R = mean_j loss(f(x_j), y_j)."""
-    return mean_loss(forward(P, X, act, alpha), y, loss)
+    return model_risk(P, _model(P, False, act, loss, alpha, 0.0), X, y)

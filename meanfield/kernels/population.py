@@ -330,7 +330,7 @@ def _risk_from_rows(w, Kw, noise):
 
 
 @jit_parallel
-def population_risk(P, T, act, alpha, noise, sphere):
+def population_risk(P, pop):
     r"""Exact population risk :math:`R = E[(f(x) - y)^2] / 2`.
 
     .. math::
@@ -342,16 +342,11 @@ def population_risk(P, T, act, alpha, noise, sphere):
     ----------
     P : (m, d + 1) float64
         Student particles, rows [a, c] (no bias).
-    T : (m0, d + 1) float64
-        Teacher, rows [theta, t]; same activation as the student.
-    act : int
-        RELU or ERF.
-    alpha : float
-        Output scale of the student.
-    noise : float
-        Label-noise standard deviation sigma.
-    sphere : bool
-        Inputs uniform on the unit sphere (relu only) instead of N(0, I_d).
+    pop : :class:`meanfield.kernels.structs.Population`
+        The teacher T (m0, d + 1), rows [theta, t], with the student's activation
+        ``act`` (RELU or ERF), the student's output scale ``alpha``, the label-noise
+        standard deviation ``noise`` and the input law (``sphere``: uniform on the
+        unit sphere, relu only; else N(0, I_d)).
 
     Returns
     -------
@@ -359,16 +354,16 @@ def population_risk(P, T, act, alpha, noise, sphere):
         R; the quadratic form is clipped at 0 against rounding.  Cost
         O((m + m0)^2 d); no sampling.
     """
-    _check(act, sphere)
-    B, w = _stack(P, T, alpha)
+    _check(pop.act, pop.sphere)
+    B, w = _stack(P, pop.T, pop.alpha)
     n, d = B.shape
     Kw = np.empty(n)
-    _rows(act, _scale(sphere, d), B, w, 0, Kw, np.empty((0, n)), np.empty(0))
-    return _risk_from_rows(w, Kw, noise)
+    _rows(pop.act, _scale(pop.sphere, d), B, w, 0, Kw, np.empty((0, n)), np.empty(0))
+    return _risk_from_rows(w, Kw, pop.noise)
 
 
 @jit_parallel
-def population_risk_and_velocity(P, T, act, alpha, lam, noise, sphere, V):
+def population_risk_and_velocity(P, pop, V):
     r"""Exact population risk and velocity :math:`v_i = -m \nabla_{w_i} J`.
 
     .. math::
@@ -382,10 +377,8 @@ def population_risk_and_velocity(P, T, act, alpha, lam, noise, sphere, V):
 
     Parameters
     ----------
-    P, T, act, alpha, noise, sphere
-        As in :func:`population_risk`.
-    lam : float
-        Weight decay.
+    P, pop
+        As in :func:`population_risk`; ``pop.lam`` is the weight decay.
     V : (m, d + 1) float64
         Output: the velocity.
 
@@ -394,14 +387,15 @@ def population_risk_and_velocity(P, T, act, alpha, lam, noise, sphere, V):
     float
         The population risk R.
     """
-    _check(act, sphere)
-    B, w = _stack(P, T, alpha)
+    _check(pop.act, pop.sphere)
+    alpha, lam = pop.alpha, pop.lam
+    B, w = _stack(P, pop.T, alpha)
     n, d = B.shape
     m = P.shape[0]
     Kw = np.empty(n)
     C = np.empty((m, n))
     g = np.empty(m)
-    _rows(act, _scale(sphere, d), B, w, m, Kw, C, g)
+    _rows(pop.act, _scale(pop.sphere, d), B, w, m, Kw, C, g)
     S = np.dot(C, B)
     inv_alpha = 1.0 / alpha
     for i in range(m):
@@ -409,4 +403,4 @@ def population_risk_and_velocity(P, T, act, alpha, lam, noise, sphere, V):
         for k in range(d):
             V[i, k] = -ci * inv_alpha * (S[i, k] + g[i] * P[i, k]) - lam * P[i, k]
         V[i, d] = -inv_alpha * Kw[i] - lam * ci
-    return _risk_from_rows(w, Kw, noise)
+    return _risk_from_rows(w, Kw, pop.noise)
