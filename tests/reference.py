@@ -55,6 +55,10 @@ __all__ = [
     "tangent_forward",
     "tangent_objective",
     "relu_population_velocity",
+    "dl_end_to_end", "dl_loss", "dl_gradient", "dl_layer_gradients", "dl_preconditioner",
+    "dl_single_row_flow", "dl_gd", "dl_end_to_end_flow", "dl_adagrad", "dl_adam",
+    "dl_balancedness",
+    "arccos_kernels", "arcsine_kernels", "analytic_ntk", "h_inf", "w2_1d", "sliced_w2",
 ]
 
 
@@ -482,3 +486,172 @@ def relu_population_velocity(P, T, alpha, weight_decay):
     V[:, :-1] = -(P[:, -1:] / alpha) * G - weight_decay * P[:, :-1]
     V[:, -1] = -Kw / alpha - weight_decay * P[:, -1]
     return R, V
+
+
+# --------------------------------------------------------------------------------------
+# Deep linear networks x -> W_N ... W_1 x (Arora, Cohen et al.); layers is [W_1, ..., W_N],
+# L(W_e) = (1/(n p)) sum_i |W_e x_i - y_i|_p^p, X (n, d), Y (n, k)
+# --------------------------------------------------------------------------------------
+
+def dl_end_to_end(layers):
+    """W_e = W_N ... W_1 by a plain loop."""
+    w = layers[0]
+    for layer in layers[1:]:
+        w = layer @ w
+    return w
+
+
+def dl_loss(w, X, Y, p):
+    """(1/(n p)) sum_i sum_c |(W_e x_i - y_i)_c|^p, sample by sample."""
+    return sum(np.sum(np.abs(w @ x - y) ** p) for x, y in zip(X, Y)) / (p * len(X))
+
+
+def dl_gradient(w, X, Y, p):
+    """grad L(W_e) = (1/n) sum_i (|r_i|^(p-2) r_i) x_i^T, sample by sample."""
+    G = np.zeros_like(w)
+    for x, y in zip(X, Y):
+        r = w @ x - y
+        G += np.outer(np.abs(r) ** (p - 2) * r, x)
+    return G / len(X)
+
+
+def dl_layer_gradients(layers, X, Y, p):
+    """[(W_N..W_{j+1})^T grad L(W_e) (W_{j-1}..W_1)^T for j = 1..N]."""
+    G = dl_gradient(dl_end_to_end(layers), X, Y, p)
+    d, k = layers[0].shape[1], layers[-1].shape[0]
+    out = []
+    for j in range(len(layers)):
+        below = dl_end_to_end(layers[:j]) if j else np.eye(d)
+        above = dl_end_to_end(layers[j + 1:]) if j + 1 < len(layers) else np.eye(k)
+        out.append(above.T @ G @ below.T)
+    return out
+
+
+def _dl_gram_power(u, s, a):
+    """(U diag(s^2) U^T)^a from a full orthogonal U and singular values s (padded with 0)."""
+    s2 = np.zeros(u.shape[0])
+    s2[:len(s)] = s ** 2
+    return np.eye(u.shape[0]) if a == 0 else (u * s2 ** a) @ u.T
+
+
+def dl_preconditioner(w, depth):
+    """P(W_e) = sum_j (W W^T)^((j-1)/N) kron (W^T W)^((N-j)/N), powers from the full SVD."""
+    u, s, vt = np.linalg.svd(w, full_matrices=True)
+    return sum(np.kron(_dl_gram_power(u, s, (j - 1) / depth),
+                       _dl_gram_power(vt.T, s, (depth - j) / depth))
+               for j in range(1, depth + 1))
+
+
+def dl_single_row_flow(w, g, depth):
+    """-dw/dt for one output row: |w|^(2-2/N) (g + (N-1) (g.w^) w^)."""
+    unit = w / np.linalg.norm(w)
+    return np.linalg.norm(w) ** (2 - 2 / depth) * (g + (depth - 1) * (g @ unit) * unit)
+
+
+def dl_gd(layers, X, Y, p, lr, steps):
+    """Plain GD on every layer; returns (layers, losses before each step)."""
+    layers = [w.copy() for w in layers]
+    losses = []
+    for _ in range(steps):
+        losses.append(dl_loss(dl_end_to_end(layers), X, Y, p))
+        grads = dl_layer_gradients(layers, X, Y, p)
+        layers = [w - lr * g for w, g in zip(layers, grads)]
+    return layers, np.array(losses)
+
+
+def dl_end_to_end_flow(w, depth, X, Y, p, lr, steps):
+    """Euler steps vec(W) <- vec(W) - lr P(W) vec(grad L(W)) with the Kronecker P."""
+    for _ in range(steps):
+        step = dl_preconditioner(w, depth) @ dl_gradient(w, X, Y, p).ravel()
+        w = w - lr * step.reshape(w.shape)
+    return w
+
+
+def dl_adagrad(w, X, Y, p, lr, eps, steps):
+    """AdaGrad: acc += G^2, W -= lr G / (sqrt(acc) + eps)."""
+    acc = np.zeros_like(w)
+    for _ in range(steps):
+        G = dl_gradient(w, X, Y, p)
+        acc = acc + G ** 2
+        w = w - lr * G / (np.sqrt(acc) + eps)
+    return w
+
+
+def dl_adam(w, X, Y, p, lr, beta1, beta2, eps, steps):
+    """Adam with bias correction, t = 1 .. steps."""
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for t in range(1, steps + 1):
+        G = dl_gradient(w, X, Y, p)
+        m = beta1 * m + (1 - beta1) * G
+        v = beta2 * v + (1 - beta2) * G ** 2
+        w = w - lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)
+    return w
+
+
+def dl_balancedness(layers):
+    """max_j |W_{j+1}^T W_{j+1} - W_j W_j^T|_F (0 for one layer)."""
+    return max([np.linalg.norm(b.T @ b - a @ a.T) for a, b in zip(layers, layers[1:])],
+               default=0.0)
+
+
+# ------------------------------------------------- kernels, Gram matrices, W2 (analysis)
+def arccos_kernels(S11, S22, S12):
+    """E[relu(z) relu(z')] and E[1{z > 0} 1{z' > 0}] for centred Gaussians with covariance S.
+
+    The arc-cosine kernels (Cho & Saul 2009), angle by ``arccos``:
+    ``sqrt(S11 S22) (sin t + (pi - t) cos t) / (2 pi)`` and ``(pi - t) / (2 pi)``.
+    """
+    norm = np.sqrt(S11 * S22)
+    cos = np.clip(S12 / norm, -1.0, 1.0)
+    t = np.arccos(cos)
+    return norm * (np.sin(t) + (np.pi - t) * cos) / (2 * np.pi), (np.pi - t) / (2 * np.pi)
+
+
+def arcsine_kernels(S11, S22, S12):
+    """E[erf(z) erf(z')] and E[erf'(z) erf'(z')] for centred Gaussians with covariance S."""
+    q = (1 + 2 * S11) * (1 + 2 * S22)
+    return (2 / np.pi) * np.arcsin(2 * S12 / np.sqrt(q)), (4 / np.pi) / np.sqrt(q - 4 * S12 ** 2)
+
+
+def analytic_ntk(X1, X2, activation, bias, tau, c2, standard_a=False, gaussian_b=True):
+    """Infinite-width kernel E_w[grad phi(w, x) . grad phi(w, x')], entry by entry.
+
+    a ~ N(0, tau^2 I / d) (``standard_a``: N(0, tau^2 I)), b ~ N(0, tau^2) (or 0),
+    E c^2 = c2: ``c2 E[s'(z) s'(z')] (x . x' + 1_bias) + E[s(z) s(z')]``.
+    """
+    d = X1.shape[1]
+    scale = 1.0 if standard_a else 1.0 / d
+    beta = 1.0 if (bias and gaussian_b) else 0.0
+    kernels = {"relu": arccos_kernels, "erf": arcsine_kernels}[activation]
+    K = np.empty((len(X1), len(X2)))
+    for j, x in enumerate(X1):
+        for k, xp in enumerate(X2):
+            S = tau ** 2 * np.array([x @ x * scale + beta, xp @ xp * scale + beta,
+                                     x @ xp * scale + beta])
+            ss, dd = kernels(*S)
+            K[j, k] = c2 * dd * (x @ xp + (1.0 if bias else 0.0)) + ss
+    return K
+
+
+def h_inf(X, bias, layers):
+    """Du et al.'s H-inf for relu, w ~ N(0, I): x.x' (pi - t)/(2 pi) [+ E relu relu]."""
+    Xt = np.hstack([X, np.ones((len(X), 1))]) if bias else X
+    G = Xt @ Xt.T
+    sq = np.diag(G)
+    ss, dd = arccos_kernels(sq[:, None], sq[None, :], G)
+    return {"first": G * dd, "second": ss, "both": G * dd + ss}[layers]
+
+
+def w2_1d(x, y):
+    """W2 between uniform measures on the line, by replicating both samples to lcm(n, m)."""
+    n, m = len(x), len(y)
+    N = np.lcm(n, m)
+    xs = np.sort(np.repeat(x, N // n))
+    ys = np.sort(np.repeat(y, N // m))
+    return np.sqrt(np.mean((xs - ys) ** 2))
+
+
+def sliced_w2(P, Q, directions):
+    """Sliced W2: root mean over the (normalised) directions of the squared 1-D W2."""
+    u = directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    return np.sqrt(np.mean([w2_1d(P @ t, Q @ t) ** 2 for t in u]))
