@@ -10,7 +10,9 @@
     meanfield sweep run DIR [--index N]          # N defaults to $SLURM_ARRAY_TASK_ID
     meanfield sweep local DIR [-j N]
     meanfield sweep sbatch DIR [--partition P] [--time T] [--mem M] [--cpus C] [--max-parallel K]
-    meanfield sweep status DIR
+                               [--account A] [--qos Q] [--constraint C] [--sbatch-option K=V ...]
+                               [--max-requeue N] [--max-array-size S]
+    meanfield sweep status DIR [--json]
     meanfield sweep collect DIR [-o summary.csv]
     meanfield warmup
 
@@ -30,6 +32,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError
+from .sweep.commands import add_parsers as add_sweep_parsers
 
 EXIT_DIVERGED = 1
 EXIT_INPUT = 2
@@ -149,165 +152,6 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _sweep_index(args) -> int:
-    import os
-    raw = args.index
-    if raw is None:
-        raw = os.environ.get("SLURM_ARRAY_TASK_ID")
-        if raw is None:
-            raise InputError("sweep run: give --index N (or run it as a Slurm array task, "
-                             "which sets SLURM_ARRAY_TASK_ID)")
-        where = f"SLURM_ARRAY_TASK_ID={raw!r}"
-    else:
-        where = f"--index {raw!r}"
-    try:
-        return int(raw)
-    except ValueError:
-        raise InputError(f"sweep run: {where} is not an integer") from None
-
-
-def cmd_sweep_plan(args) -> int:
-    from .sweep import MANIFEST, plan
-    existed = (Path(args.output) / MANIFEST).exists()
-    p = plan(args.sweep, args.output)
-    grid = ", ".join(f"{k} ({len(v)})" for k, v in p.grid.items()) or "no grid"
-    seeds = len(p.manifest["seeds"]["list"])
-    if existed:
-        print(f"{p.manifest_path} already holds this sweep ({len(p)} points): nothing to do")
-    else:
-        print(f"planned {len(p)} points ({grid}; {seeds} seed(s)) in {p.manifest_path}")
-    return 0
-
-
-def cmd_sweep_run(args) -> int:
-    from .sweep import FINAL, PointInterrupted, file_status, load_plan, run_point
-    p = load_plan(args.folder)
-    index = _sweep_index(args)
-    out = p.path(index)
-    before = file_status(out)
-    try:
-        status = run_point(p, index, progress=_show_progress(args))
-    except PointInterrupted as exc:
-        print(f"meanfield: point {index}: {exc}; run it again to resume", file=sys.stderr)
-        return 128 + exc.signum
-    if not args.quiet:
-        how = ("already finished" if before in FINAL else
-               "started" if before == "pending" else
-               "unreadable file, ran again" if before == "corrupt" else f"resumed ({before})")
-        print(f"point {index}: {status} ({how}): {out}")
-    return 0
-
-
-def _print_counts(counts, total):
-    for state, n in counts.items():
-        if n:
-            print(f"{state:<10} {n}")
-    print(f"{'total':<10} {total}")
-
-
-def cmd_sweep_local(args) -> int:
-    from .sweep import PointInterrupted, load_plan, run_local, status
-    p = load_plan(args.folder)
-    try:
-        run_local(p, jobs=args.jobs)
-    except PointInterrupted as exc:
-        print(f"meanfield: {exc}; run the sweep again to resume", file=sys.stderr)
-        return 128 + exc.signum
-    if not args.quiet:
-        _print_counts(status(p), len(p))
-    return 0
-
-
-def cmd_sweep_sbatch(args) -> int:
-    import shlex
-    from .sweep import sbatch_script
-    path = sbatch_script(args.folder, partition=args.partition, time=args.time, mem=args.mem,
-                         cpus=args.cpus, max_parallel=args.max_parallel)
-    print(f"wrote {path}")
-    print(f"submit with: sbatch {shlex.quote(str(path))}")
-    return 0
-
-
-def cmd_sweep_status(args) -> int:
-    from .sweep import STATES, load_plan, point_statuses
-    p = load_plan(args.folder)
-    states = point_statuses(p)
-    counts = dict.fromkeys(STATES, 0)
-    for s in states:
-        counts[s] += 1
-    _print_counts(counts, len(p))
-    for state in ("failed", "corrupt"):
-        bad = [str(i) for i, s in enumerate(states) if s == state]
-        if bad:
-            print(f"{state} points: {' '.join(bad)}")
-    return 0
-
-
-def cmd_sweep_collect(args) -> int:
-    from .sweep import SUMMARY, collect
-    out = Path(args.output) if args.output else Path(args.folder) / SUMMARY
-    rows, problems = collect(args.folder, out)
-    print(f"wrote {out} ({len(rows)} rows)")
-    for p in problems:
-        print(f"point {p.index} ({p.output}): {p.state}: {p.reason}", file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} point(s) left out", file=sys.stderr)
-    return 0
-
-
-def cmd_warmup(args) -> int:
-    from .sweep import warmup
-    warmup(None if args.quiet else sys.stdout)
-    return 0
-
-
-def _add_sweep_parsers(sub):
-    p = sub.add_parser("sweep", help="parameter sweeps: plan, run (locally or on Slurm), collect")
-    ssub = p.add_subparsers(dest="sweep_command", required=True, parser_class=_Parser)
-
-    q = ssub.add_parser("plan", help="expand a sweep file into DIR/manifest.json")
-    q.add_argument("sweep", help="sweep TOML: [base], [grid], [seeds]")
-    q.add_argument("-o", "--output", required=True, metavar="DIR", help="the sweep folder")
-    q.set_defaults(func=cmd_sweep_plan)
-
-    q = ssub.add_parser("run", help="run one point (skip it if finished, resume it if partial)")
-    q.add_argument("folder", metavar="DIR")
-    q.add_argument("--index", metavar="N",
-                   help="the point (default: $SLURM_ARRAY_TASK_ID)")
-    q.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
-    q.set_defaults(func=cmd_sweep_run)
-
-    q = ssub.add_parser("local", help="run every unfinished point with a local process pool")
-    q.add_argument("folder", metavar="DIR")
-    q.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="processes in parallel (default 1)")
-    q.add_argument("-q", "--quiet", action="store_true", help="no summary")
-    q.set_defaults(func=cmd_sweep_local)
-
-    q = ssub.add_parser("sbatch", help="write DIR/sweep.sbatch, a Slurm array job over the points")
-    q.add_argument("folder", metavar="DIR")
-    q.add_argument("--partition")
-    q.add_argument("--time", help="time limit per point, e.g. 02:00:00")
-    q.add_argument("--mem", help="memory per point, e.g. 4G")
-    q.add_argument("--cpus", type=int, default=1, help="CPUs per point (default 1)")
-    q.add_argument("--max-parallel", type=int, metavar="K",
-                   help="at most K points at once (--array=...%%K)")
-    q.set_defaults(func=cmd_sweep_sbatch)
-
-    q = ssub.add_parser("status", help="count the points by state")
-    q.add_argument("folder", metavar="DIR")
-    q.set_defaults(func=cmd_sweep_status)
-
-    q = ssub.add_parser("collect", help="one CSV row per finished point with its final observables")
-    q.add_argument("folder", metavar="DIR")
-    q.add_argument("-o", "--output", metavar="CSV", help="default: DIR/summary.csv")
-    q.set_defaults(func=cmd_sweep_collect)
-
-    p = sub.add_parser("warmup", help="compile every kernel into the numba cache (NUMBA_CACHE_DIR)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no report")
-    p.set_defaults(func=cmd_warmup)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="meanfield", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -342,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
-    _add_sweep_parsers(sub)
+    add_sweep_parsers(sub, _Parser)
     return parser
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from meanfield import Config, InputError, open_run, simulate
 from meanfield import sweep
-from meanfield.dynamics import Interrupted
+from meanfield.simulate import Interrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 
