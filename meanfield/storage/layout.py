@@ -1,0 +1,172 @@
+"""Where everything lives in a run file, and the header written when it is created.
+
+Every time series is an H5MD group ``{step, time, value}``: ``value`` and
+``time`` carry ``step`` as their HDF5 dimension scale (netCDF readers such
+as xarray/h5netcdf show a ``step`` axis), all three are chunked along time
+(chunks <= 1 MiB) with HDF5's fletcher32 checksum, and ``value`` uses the
+run's ``record.compression`` (``gzip`` and ``lzf`` with the shuffle filter).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..data import FIELDS
+
+FORMAT_VERSION = 1
+STATUSES = ("running", "completed", "diverged", "failed")
+POSITION = "particles/network/position"
+CHECKPOINT = "meanfield/checkpoint"
+RNG_BYTES = 1024
+EXTRAS_CHUNK = 1 << 16
+_CHUNK_BYTES = 1 << 20
+_STRING = h5py.string_dtype("utf-8")
+
+
+def filters(compression: str) -> dict:
+    """h5py dataset keywords for ``compression`` ("none", "lzf", "gzip"), always fletcher32."""
+    extra = {"none": {}, "lzf": {"compression": "lzf", "shuffle": True},
+             "gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True}}
+    return {"fletcher32": True, **extra[compression]}
+
+
+def chunks(shape) -> tuple:
+    """Chunk shape along time for records of ``shape``: at most 1 MiB, whole rows when they fit.
+
+    Scalars go 1024 records a chunk, particle snapshots up to 16; a snapshot
+    over 1 MiB is split along the particles.
+    """
+    row = int(np.prod(shape, dtype=np.int64)) * 8
+    if not shape:
+        return (1024,)
+    if row <= _CHUNK_BYTES:
+        return (max(1, min(16, _CHUNK_BYTES // row)), *shape)
+    per_particle = int(np.prod(shape[1:], dtype=np.int64)) * 8
+    return (1, max(1, _CHUNK_BYTES // per_particle), *shape[1:])
+
+
+def series(group, name, shape, compression="none", dtype=np.float64):
+    """Create an extendable H5MD time series ``name`` with per-record ``shape``."""
+    g = group.require_group(name)
+    value = g.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape),
+                             chunks=chunks(shape), dtype=dtype, **filters(compression))
+    step = g.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(1024,),
+                            dtype=np.int64, fletcher32=True)
+    time = g.create_dataset("time", shape=(0,), maxshape=(None,), chunks=(1024,),
+                            dtype=np.float64, fletcher32=True)
+    attach_scales(g)
+    return g
+
+
+def attach_scales(g):
+    """Make ``step`` the dimension scale of the first axis of ``value`` and ``time``.
+
+    References left dangling by copying a series into another file are
+    dropped first.
+    """
+    step = g["step"]
+    for ds, attr in ((step, "REFERENCE_LIST"), (g["value"], "DIMENSION_LIST"),
+                     (g["time"], "DIMENSION_LIST")):
+        if attr in ds.attrs:
+            del ds.attrs[attr]
+    step.make_scale("step")
+    g["value"].dims[0].attach_scale(step)
+    g["time"].dims[0].attach_scale(step)
+
+
+def author(config) -> str:
+    """``run.author``, else ``$MEANFIELD_AUTHOR``, else the login name."""
+    name = config.run.author or os.environ.get("MEANFIELD_AUTHOR", "")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no login name (a container without passwd entry)
+            name = "unknown"
+    return name
+
+
+def _fixed(text: str) -> np.bytes_:
+    """A fixed-length string attribute value (H5MD asks for them in ``/h5md``)."""
+    return np.bytes_(text.encode())
+
+
+def parameters(config) -> dict:
+    """The ``/parameters`` attributes: the resolved config and its most used values."""
+    return {
+        "config": config.to_toml(), "alpha": config.alpha, "m": config.model.m,
+        "d": config.data.d, "lr": config.train.lr, "steps": config.train.steps,
+        "weight_decay": config.train.weight_decay, "seed": config.run.seed,
+        "activation": config.model.activation, "loss": config.loss.name,
+        "algorithm": config.train.algorithm, "bias": config.model.bias,
+        "regime": config.scaling.regime, "tau": config.init.tau,
+        "symmetric": config.init.symmetric,
+    }
+
+
+def write_header(h5, config, data, P0, observables):
+    """Lay out a new run file: H5MD header, series, parameters, data, empty checkpoint."""
+    m, D = P0.shape
+    compression = config.record.compression
+    h5md = h5.require_group("h5md")
+    h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
+    creator = h5md.require_group("creator")
+    creator.attrs["name"], creator.attrs["version"] = _fixed("meanfield"), _fixed(__version__)
+    h5md.require_group("author").attrs["name"] = _fixed(author(config))
+    box = h5.require_group("particles/network/box")
+    box.attrs["dimension"] = np.int32(D)
+    box.attrs["boundary"] = np.array([b"none"] * D, dtype="S4")
+    series(h5, POSITION, (m, D), compression)
+    obs = h5.require_group("observables")
+    for name, attrs in observables.items():
+        series(obs, name, (), compression).attrs.update(attrs)
+    params = h5.require_group("parameters")
+    for key, value in parameters(config).items():
+        # booleans as integers: HDF5 2's boolean enum is unreadable by HDF5 1.10 tools
+        params.attrs[key] = int(value) if isinstance(value, bool) else value
+    mf = h5.require_group("meanfield")
+    mf.attrs["format_version"] = FORMAT_VERSION
+    # fixed size: rewritten in place when the run ends, readable by every reader
+    mf.attrs.create("status", np.bytes_(b"running"), dtype="S16")
+    mf.attrs.create("message", np.bytes_(b""), dtype="S1024")
+    _checkpoint_layout(mf, [POSITION] + [f"observables/{name}" for name in observables], m, D)
+    dg = mf.require_group("data")
+    for name in FIELDS:
+        _array(dg, name, getattr(data, name), compression)
+    for name in ("teacher", "corrupted"):
+        if getattr(data, name, None) is not None:
+            _array(mf, name, getattr(data, name), compression)
+
+
+def _array(group, name, array, compression):
+    array = np.asarray(array)
+    kwargs = filters(compression) if array.size else {}
+    chunk = None
+    if array.ndim and array.size:
+        chunk = (min(chunks(array.shape[1:])[0], array.shape[0]), *array.shape[1:])
+    group.create_dataset(name, data=array, chunks=chunk, **kwargs)
+
+
+def _checkpoint_layout(mf, names, m, D):
+    """Two checkpoint slots, written in full now so that later checkpoints rewrite in place.
+
+    ``slot`` is -1 until the first checkpoint is complete.
+    """
+    ck = mf.require_group("checkpoint")
+    ck.attrs["series"] = json.dumps(names)
+    part = chunks((m, D))
+    for name, shape, dtype, chunk in (
+            ("particles", (2, m, D), np.float64, (1, *part[1:])),
+            ("step", (2,), np.int64, (2,)), ("time", (2,), np.float64, (2,)),
+            ("rng_state", (2, RNG_BYTES), np.uint8, (1, RNG_BYTES)),
+            ("lengths", (2, len(names)), np.int64, (1, len(names))),
+            ("extras_size", (2,), np.int64, (2,))):
+        ck.create_dataset(name, data=np.zeros(shape, dtype), chunks=chunk, fletcher32=True)
+    ck.create_dataset("extras", shape=(2, 0), maxshape=(2, None), chunks=(1, EXTRAS_CHUNK),
+                      dtype=np.uint8, fletcher32=True)
+    ck.create_dataset("slot", data=np.int8(-1))
