@@ -4,8 +4,8 @@ Simulate gradient descent on m-particle two-layer networks in the lazy and
 mean-field regimes, store trajectories in HDF5 and analyse them.
 
 >>> import meanfield as mf                                   # doctest: +SKIP
->>> run = mf.simulate(mf.Config.from_dict({"model": {"m": 32}}))  # doctest: +SKIP
->>> run.observable("train_loss").value[-1]                    # doctest: +SKIP
+>>> with mf.simulate({"model": {"m": 32}}) as run:           # doctest: +SKIP
+...     run.observable("train_loss").value[-1]
 """
 
 __version__ = "0.1.0"
@@ -13,10 +13,19 @@ __version__ = "0.1.0"
 from . import _threading  # noqa: F401  (first: it configures the runtimes imported next)
 from .config import Config
 from .data import Dataset
-from .dynamics import simulate
 from .errors import InputError
-from .storage import Run, open_run
-from .sweep import run_sweep
+from .simulate import simulate
+
+_LAZY = {"Run": "storage", "open_run": "storage", "run_sweep": "sweep"}
+"""Names imported on first use, so that ``import meanfield`` (and a run kept in memory) does
+not load h5py or the sweep machinery."""
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Config", "Dataset", "InputError", "Run", "open_run", "run_sweep", "simulate",
            "__version__"]

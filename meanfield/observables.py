@@ -1,4 +1,4 @@
-"""What is measured along a run, and the names it is stored under.
+"""What is measured along a run: a registry of functions of a :class:`~meanfield.state.State`.
 
 Two kinds of observables.  *Recorded* ones are computed inside the compiled
 training loop (:func:`meanfield.kernels.training.record_row`) every
@@ -7,7 +7,10 @@ training loop (:func:`meanfield.kernels.training.record_row`) every
 =======================  ===========================================================
 ``train_loss``           R(f) on the training set (mean loss, without 1/alpha^2)
 ``test_loss``            R(f) on the test set
-``velocity_sq``          (1/m) sum_i |v_i|^2, the squared Wasserstein speed
+``velocity_sq``          (1/m) sum_i |v_i|^2, the squared Wasserstein speed of the
+                         objective the algorithm descends: J on the whole training
+                         set (``gd``, ``sgd``: never one batch) or on the population
+                         (``population``); its ``objective`` attribute says which
 ``displacement``         |P_t - P_0|_F / |P_0|_F, relative particle displacement
 ``scaled_displacement``  alpha sqrt((1/m) sum_i |w_i(t) - w_i(0)|^2): O(1) in the lazy limit
 ``balance_mean``         mean_i of B_i = c_i^2 - |a_i|^2 - b_i^2
@@ -15,36 +18,38 @@ training loop (:func:`meanfield.kernels.training.record_row`) every
 ``population_loss``      the exact population risk, where a closed form exists
 =======================  ===========================================================
 
-*Snapshot* ones are computed with every particle snapshot (O(n^2 m) work):
+*Snapshot* ones are functions ``f(state) -> float`` registered with
+:func:`register` and computed with every particle snapshot:
 
 =======================  ===========================================================
 ``tangent_gap``          RMS over test inputs of f(w_t) - T f(w_t), the distance to
                          the tangent model at w0 (O(1/alpha) in the lazy regime)
 ``ntk_change``           |K_t - K_0|_F / |K_0|_F, relative change of the empirical NTK
                          Gram on the first ``NTK_POINTS`` test inputs
-``population_loss``      Monte-Carlo estimate on a fixed sample of
-                         ``data.population_samples`` fresh teacher points, for teacher
-                         data without a closed form (its ``method`` attribute says which)
+``population_loss_mc``   Monte-Carlo estimate of the population risk on a fixed sample
+                         of ``data.population_samples`` fresh teacher points, for
+                         teacher data without a closed form
 =======================  ===========================================================
 
 For a run of the tangent model (``train.model = "tangent"``) the losses are
-those of the tangent model.
+those of the tangent model.  Other modules add snapshot observables with
+:func:`register`; each says to which runs it applies.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from . import lazy
-from .kernels import model_risk, model_risk_and_velocity, record_row
-
-NAMES = ("train_loss", "test_loss", "velocity_sq", "displacement", "scaled_displacement",
-         "balance_mean", "balance_drift", "population_loss")
-"""The kernel's record columns, in order."""
+from .data import population_sample
+from .kernels.network import model_risk
+from .kernels.training import COLUMNS
 
 NTK_POINTS = 128
 
-DESCRIPTIONS = {
+RECORDED = {
     "train_loss": "mean loss on the training set",
     "test_loss": "mean loss on the test set",
     "velocity_sq": "mean squared particle velocity (1/m) sum_i |v_i|^2",
@@ -52,62 +57,106 @@ DESCRIPTIONS = {
     "scaled_displacement": "alpha * sqrt(mean_i |w_i(t) - w_i(0)|^2)",
     "balance_mean": "mean_i (c_i^2 - |a_i|^2 - b_i^2)",
     "balance_drift": "max_i |B_i(t) - B_i(0)|, B_i = c_i^2 - |a_i|^2 - b_i^2",
-    "population_loss": "population risk E loss(f(x), y) under the teacher",
-    "tangent_gap": "RMS over test inputs of f(w_t) - T f(w_t) (tangent model at w_0)",
-    "ntk_change": "relative change |K_t - K_0| / |K_0| of the empirical NTK Gram",
+    "population_loss": "exact population risk E loss(f(x), y) under the teacher",
 }
+"""Descriptions of the compiled loop's record columns (:data:`~meanfield.kernels.training.COLUMNS`)."""
+
+Spec = namedtuple("Spec", ["name", "description", "compute", "applies", "attrs"])
+Spec.__doc__ = """A snapshot observable: ``compute(state) -> float``, ``applies(problem) -> bool``
+and ``attrs(problem) -> dict`` (extra attributes stored with the series)."""
+
+REGISTRY: dict = {}
+"""Snapshot observables by name, in registration order."""
 
 
-class Observables:
-    """The observables of one run: which are stored, and the snapshot-time ones computed.
+def register(name, description, applies=None, attrs=None):
+    """Decorator: register ``f(state) -> float`` as the snapshot observable ``name``.
 
     Parameters
     ----------
-    config : Config
-    data : Dataset
-    dyn : Dynamics
-    P0 : (m, D) initial particles.
-    population : (X, y) or None
-        Monte-Carlo sample for the population risk when there is no closed form.
+    name : str
+        The name of the stored series (unique: not one of the recorded columns).
+    description : str
+    applies : callable, optional
+        ``applies(problem) -> bool``: the runs that record it (default: all).
+    attrs : callable, optional
+        ``attrs(problem) -> dict`` of extra attributes of the series.
     """
+    if name in RECORDED or name in REGISTRY:
+        raise ValueError(f"observable {name!r} is already defined")
 
-    def __init__(self, config, data, dyn, P0, population=None):
-        self.dyn, self.data, self.P0 = dyn, data, P0
-        self.activation = config.model.activation
-        self.population = None if dyn.exact else population
-        self.columns = [q for q, name in enumerate(NAMES)
-                        if name != "population_loss" or dyn.exact]
-        self.recorded = [NAMES[q] for q in self.columns]
-        self.snapshot = ["tangent_gap", "ntk_change"]
-        if self.population is not None:
-            self.snapshot.append("population_loss")
-        self.x_ntk = data.x_test[:NTK_POINTS]
-        self.ntk0 = lazy.empirical_ntk(P0, self.x_ntk, activation=self.activation)
-        self.attrs = {name: {"description": DESCRIPTIONS[name]}
-                      for name in self.recorded + self.snapshot}
-        if dyn.exact:
-            self.attrs["population_loss"]["method"] = "exact"
-        elif self.population is not None:
-            self.attrs["population_loss"].update(
-                method="monte_carlo", samples=len(self.population[1]))
+    def decorate(compute):
+        REGISTRY[name] = Spec(name, description, compute, applies or (lambda problem: True),
+                              attrs or (lambda problem: {}))
+        return compute
+    return decorate
 
-    def final(self, P) -> np.ndarray:
-        """The recorded observables of the state ``P`` (one row, ``recorded`` order)."""
-        dyn, data = self.dyn, self.data
-        V = np.empty_like(P)
-        R = model_risk_and_velocity(P, self.P0, dyn.tangent, data.x_train, data.y_train,
-                                    dyn.act, dyn.loss, dyn.alpha, dyn.lam, V)
-        row = np.empty(len(NAMES))
-        record_row(row, P, self.P0, dyn.tangent, data.x_test, data.y_test, dyn.teacher,
-                   dyn.sphere, dyn.noise, dyn.exact, dyn.act, dyn.loss, dyn.alpha, R, V)
-        return row[self.columns]
 
-    def at_snapshot(self, P) -> np.ndarray:
-        """The snapshot observables of the state ``P`` (one row, ``snapshot`` order)."""
-        dyn = self.dyn
-        row = [lazy.tangent_gap(P, self.P0, self.data.x_test, self.activation, dyn.alpha),
-               lazy.ntk_change(P, self.P0, self.x_ntk, self.activation, K0=self.ntk0)]
-        if self.population is not None:
-            X, y = self.population
-            row.append(model_risk(P, self.P0, dyn.tangent, X, y, dyn.act, dyn.loss, dyn.alpha))
-        return np.array(row)
+def recorded_names(problem) -> list:
+    """The recorded columns this run stores, in the order of the loop's rows."""
+    return [COLUMNS[q] for q in problem.columns]
+
+
+def snapshot_names(problem) -> list:
+    """The snapshot observables that apply to ``problem``."""
+    return [name for name, spec in REGISTRY.items() if spec.applies(problem)]
+
+
+def series(problem) -> dict:
+    """Every observable series of the run, name -> attributes (``description``, ...)."""
+    out = {name: {"description": RECORDED[name]} for name in recorded_names(problem)}
+    objective = "population" if problem.config.train.algorithm == "population" else "training set"
+    out["velocity_sq"]["objective"] = objective
+    if problem.exact:
+        out["population_loss"]["method"] = "exact"
+    for name in snapshot_names(problem):
+        spec = REGISTRY[name]
+        out[name] = {"description": spec.description, **spec.attrs(problem)}
+    return out
+
+
+def at_snapshot(state, names) -> np.ndarray:
+    """The snapshot observables ``names`` of ``state``, as one row."""
+    return np.array([REGISTRY[name].compute(state) for name in names], dtype=np.float64)
+
+
+def _network(problem) -> bool:
+    """Whether the run trains a two-layer network (``model.kind``, where it exists)."""
+    return getattr(problem.config.model, "kind", "network") == "network"
+
+
+@register("tangent_gap", "RMS over test inputs of f(w_t) - T f(w_t) (tangent model at w_0)",
+          applies=_network)
+def tangent_gap(state) -> float:
+    """RMS over the test inputs of the network minus its tangent model at w0."""
+    pb = state.problem
+    return lazy.tangent_gap(state.particles, pb.P0, pb.data.x_test,
+                            pb.config.model.activation, pb.config.alpha)
+
+
+@register("ntk_change", "relative change |K_t - K_0| / |K_0| of the empirical NTK Gram",
+          applies=_network)
+def ntk_change(state) -> float:
+    """|K_t - K_0|_F / |K_0|_F on the first ``NTK_POINTS`` test inputs."""
+    pb = state.problem
+    act = pb.config.model.activation
+    X = pb.data.x_test[:NTK_POINTS]
+    K0 = pb.cached("ntk0", lambda: lazy.empirical_ntk(pb.P0, X, activation=act))
+    return lazy.ntk_change(state.particles, pb.P0, X, act, K0=K0)
+
+
+def _monte_carlo(problem) -> bool:
+    return problem.data.teacher is not None and not problem.exact
+
+
+@register("population_loss_mc",
+          "Monte-Carlo estimate of the population risk on a fixed sample of fresh teacher points",
+          applies=_monte_carlo,
+          attrs=lambda pb: {"method": "monte_carlo",
+                            "samples": pb.config.data.population_samples})
+def population_loss_mc(state) -> float:
+    """The risk on a fixed sample of ``data.population_samples`` fresh teacher points."""
+    pb = state.problem
+    X, y = pb.cached("population_sample",
+                     lambda: population_sample(pb.config, pb.data.teacher, pb.population_rng))
+    return model_risk(state.particles, pb.model, X, y)

@@ -9,9 +9,10 @@ from conftest import make_problem
 import reference as ref
 from meanfield.activations import IDS as ACT
 from meanfield.activations import NAMES as ACTIVATIONS
-from meanfield.kernels import forward, risk, risk_and_velocity
+from meanfield.kernels import forward, make_population, risk, risk_and_velocity
 from meanfield.kernels import make_model, model_risk_and_velocity, tangent_forward, workspace
 from meanfield.kernels.network import DIRECT_MAX_WORK, tile_rows
+from meanfield.kernels.training import COLUMNS, Data, gd_chunk, make_loop
 from meanfield.losses import IDS as LOSS
 
 # (n, m, d): the first runs the plain-loop path, the second the GEMM path (one tile)
@@ -60,12 +61,13 @@ def test_velocity_is_minus_m_grad_J(act, loss, bias):
 
 
 def run_gd(P, X, y, act, loss, alpha, lam, lr, steps, every=1):
-    """``steps`` GD steps through the compiled whole-run loop."""
+    """``steps`` GD steps through the compiled whole-chunk loop (records every ``every``)."""
     P = P.copy()
-    obs = np.empty((-(-steps // every), N_OBSERVABLES))
-    T = np.zeros((1, X.shape[1] + 1))
-    done = train_chunk(P, P.copy(), False, X, y, X, y, T, 0, False, 0.0, False, False, GD, 1,
-                       ACT[act], LOSS[loss], alpha, lam, lr, 0.0, 0, 0, steps, every, obs)
+    obs = np.empty((-(-steps // every), len(COLUMNS)))
+    model = make_model(act, loss, alpha, lam, False, P.copy())
+    pop = make_population(np.zeros((1, X.shape[1] + 1)), act, alpha, lam, 0.0, False)
+    loop = make_loop(lr, 0.0, 0, steps, every, -1, False)
+    done = gd_chunk(P, model, Data(X, y, X, y), pop, loop, np.empty((0, *P.shape)), obs)
     assert done == steps
     return P, obs
 

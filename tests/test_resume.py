@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from meanfield import Config, open_run, simulate
-from meanfield.dynamics import Interrupted
+from meanfield.simulate import Interrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import pytest
 import reference as ref
 from meanfield import Config, open_run, simulate
 from meanfield.data import make_dataset
-from meanfield.dynamics import seed_streams
+from meanfield.state import seed_streams
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -35,7 +35,7 @@ def baseline(config, seed):
 
     from meanfield.baseline import convex_baseline
     from meanfield.data import make_dataset
-    from meanfield.dynamics import seed_streams
+    from meanfield.state import seed_streams
 
     cfg = config.with_overrides([f"data.n_train={BASELINE_POINTS}",
                                  f"data.n_test={BASELINE_POINTS}",

@@ -1,6 +1,4 @@
-"""Teacher labels and fresh input samples, shared by data generation and SGD."""
-
-import math
+"""Teacher labels, shared by data generation and SGD on fresh samples."""
 
 import numpy as np
 
@@ -25,19 +23,3 @@ def teacher_labels(T, tact, X, xi, noise, loss):
     y = np.empty(X.shape[0])
     make_labels(forward(T, X, tact, 1.0), xi, noise, loss, y)
     return y
-
-
-@jit
-def sample_inputs(X, sphere):
-    """Fill ``X`` with N(0, I_d) rows, or rows uniform on the unit sphere (Numba's RNG)."""
-    n, d = X.shape
-    for j in range(n):
-        r2 = 0.0
-        for k in range(d):
-            v = np.random.standard_normal()
-            X[j, k] = v
-            r2 += v * v
-        if sphere:
-            inv = 1.0 / math.sqrt(r2)
-            for k in range(d):
-                X[j, k] *= inv

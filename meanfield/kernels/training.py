@@ -1,168 +1,239 @@
-r"""Whole training loops in one compiled call, with in-loop recording.
+r"""Whole chunks of training steps in one compiled call, one loop per algorithm.
 
-``train_chunk`` advances the particles by ``nsteps`` Euler steps
-:math:`P \leftarrow P + \eta\, v(P) + \sqrt{2 \eta T}\, \xi` of full-batch GD or
-SGD, on the network or on its tangent model, and records the observables every ``every`` steps into a preallocated
-array, so a run leaves compiled code only between chunks (for snapshots,
-checkpoints and progress).  All randomness of a chunk comes from Numba's
-generator seeded with ``seed`` at the start of the chunk.
+Each loop advances the particles in place by ``loop.nsteps`` Euler steps
+(eq. 3 of the design contract) with optional Langevin noise,
+
+.. math:: P \leftarrow P + \eta\, v(P) + \sqrt{2 \eta T}\, \xi,
+
+where v is the velocity on the full training set (:func:`gd_chunk`), on one
+pre-drawn batch per step (:func:`sgd_chunk`) or of the exact population
+risk (:func:`population_chunk`).  The loops draw no random numbers: the
+noise ``xi`` (standard normals, one (m, D) slab per step) and the SGD
+batches are drawn by the caller in bulk, so a step's draws do not depend on
+where a chunk starts or ends.
+
+Observables are recorded into ``obs`` (one row per record, columns in the
+order of :data:`COLUMNS`) before every step k with ``k % loop.every == 0``,
+and at ``k == loop.last`` (the final state of the run) when the chunk ends
+there.
 """
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
-from .jit import jit_parallel
-from .network import mean_loss, model_outputs, model_risk_and_velocity_ws, workspace
+from .jit import jit, jit_parallel
+from .network import model_risk, model_risk_and_velocity, workspace
 from .population import population_risk, population_risk_and_velocity
-from .sampling import make_labels, sample_inputs
 
-GD, SGD, POPULATION = 0, 1, 2
+COLUMNS = ("train_loss", "test_loss", "velocity_sq", "displacement", "scaled_displacement",
+           "balance_mean", "balance_drift", "population_loss")
+"""Names of the record columns, in order (see :mod:`meanfield.observables`)."""
 
 (TRAIN_LOSS, TEST_LOSS, VELOCITY_SQ, DISPLACEMENT, SCALED_DISPLACEMENT,
- BALANCE_MEAN, BALANCE_DRIFT, POPULATION_LOSS) = range(8)
-N_OBSERVABLES = 8
+ BALANCE_MEAN, BALANCE_DRIFT, POPULATION_LOSS) = range(len(COLUMNS))
 
 DIVERGED = 1e100
 """A training risk above this (or not finite) stops the run as diverged."""
 
+Data = namedtuple("Data", ["X", "y", "Xt", "yt"])
+Data.__doc__ = "Training inputs and labels (X, y) and test ones (Xt, yt), C-contiguous."
 
-@jit_parallel
-def model_risk(P, P0, tangent, X, y, act, loss, alpha):
-    """Risk of the network (or of its tangent model at P0) on (X, y)."""
-    X = np.ascontiguousarray(X)
-    n, d = X.shape
-    f = np.empty(n)
-    model_outputs(P, P0, tangent, X, act, alpha, workspace(n, P.shape[0], d, tangent), f)
-    return mean_loss(f, y, loss)
+Loop = namedtuple("Loop", ["lr", "noise_scale", "step0", "nsteps", "every", "last", "exact"])
+Loop.__doc__ = """What one chunk does: step size eta, noise scale sqrt(2 eta T), first global
+step, number of steps, record period, the run's last step (its final state is recorded) and
+whether the population risk has a closed form (else its column is NaN)."""
+
+Batches = namedtuple("Batches", ["X", "y"])
+Batches.__doc__ = "SGD batches of a chunk: inputs (nsteps, B, d) and labels (nsteps, B)."
 
 
-@jit_parallel
-def record_row(row, P, P0, tangent, Xt, yt, T, sphere, noise, exact, act, loss, alpha,
-               train_loss, V):
-    """Observables of the state ``P`` in the column order of the module constants.
+def make_loop(lr, temperature, step0, nsteps, every, last, exact):
+    """A :class:`Loop` with canonical field types (one compiled layout)."""
+    return Loop(float(lr), math.sqrt(2.0 * lr * temperature), int(step0), int(nsteps),
+                int(every), int(last), bool(exact))
 
-    train and test risk; (1/m) sum_i |v_i|^2; |P - P0|_F / |P0|_F;
-    alpha sqrt((1/m) sum_i |w_i - w0_i|^2); mean_i and max_i |.| change of the
-    balance B_i = c_i^2 - |a_i|^2 - b_i^2; the exact population risk under the
-    teacher ``T`` when ``exact`` (NaN otherwise).
-    """
-    row[TRAIN_LOSS] = train_loss
-    row[TEST_LOSS] = model_risk(P, P0, tangent, Xt, yt, act, loss, alpha)
-    row[POPULATION_LOSS] = population_risk(P, T, act, alpha, noise, sphere) if exact else np.nan
-    m, D = P.shape
-    vsq = 0.0
+
+@jit
+def displacement_sq(P, P0):
+    """(sum_i |w_i - w0_i|^2, sum_i |w0_i|^2)."""
     dsq = 0.0
     p0sq = 0.0
-    bsum = 0.0
-    bdrift = 0.0
-    for i in range(m):
-        balance = P[i, D - 1] ** 2
-        balance0 = P0[i, D - 1] ** 2
-        for k in range(D):
-            vsq += V[i, k] * V[i, k]
+    for i in range(P.shape[0]):
+        for k in range(P.shape[1]):
             e = P[i, k] - P0[i, k]
             dsq += e * e
             p0sq += P0[i, k] * P0[i, k]
-            if k < D - 1:
-                balance -= P[i, k] ** 2
-                balance0 -= P0[i, k] ** 2
-        bsum += balance
-        bdrift = max(bdrift, abs(balance - balance0))
-    row[VELOCITY_SQ] = vsq / m
-    row[DISPLACEMENT] = math.sqrt(dsq / p0sq) if p0sq > 0.0 else math.sqrt(dsq)
-    row[SCALED_DISPLACEMENT] = alpha * math.sqrt(dsq / m)
-    row[BALANCE_MEAN] = bsum / m
-    row[BALANCE_DRIFT] = bdrift
+    return dsq, p0sq
+
+
+@jit
+def balance(P, i):
+    """B_i = c_i^2 - |a_i|^2 - b_i^2 of particle i."""
+    D = P.shape[1]
+    B = P[i, D - 1] ** 2
+    for k in range(D - 1):
+        B -= P[i, k] ** 2
+    return B
+
+
+@jit
+def balance_mean_and_drift(P, P0):
+    """(mean_i B_i, max_i |B_i - B_i(0)|) for B_i = c_i^2 - |a_i|^2 - b_i^2."""
+    total = 0.0
+    drift = 0.0
+    for i in range(P.shape[0]):
+        b = balance(P, i)
+        total += b
+        drift = max(drift, abs(b - balance(P0, i)))
+    return total / P.shape[0], drift
+
+
+@jit
+def mean_square(V):
+    """(1/m) sum_i |v_i|^2."""
+    total = 0.0
+    for i in range(V.shape[0]):
+        for k in range(V.shape[1]):
+            total += V[i, k] * V[i, k]
+    return total / V.shape[0]
 
 
 @jit_parallel
-def _draw_batch(X, y, T, tact, sphere, noise, loss, fresh, Xb, yb, fstar, xi, wsT):
-    """A fresh teacher sample (``fresh``) or a minibatch drawn with replacement from (X, y).
+def record_row(row, P, model, data, pop, loop, R, V):
+    """Observables of the state ``P`` in :data:`COLUMNS` order.
 
-    ``fstar``, ``xi`` (B,) and the teacher workspace ``wsT`` are buffers.
+    ``R`` is the training risk and ``V`` the velocity of the algorithm's
+    objective at P (training set, or population for the population flow);
+    the displacement and balance are relative to ``model.P0``.
     """
-    B = Xb.shape[0]
-    if fresh:
-        sample_inputs(Xb, sphere)
-        for r in range(B):
-            xi[r] = np.random.standard_normal()
-        model_outputs(T, T, False, Xb, tact, 1.0, wsT, fstar)
-        make_labels(fstar, xi, noise, loss, yb)
-    else:
-        n = X.shape[0]
-        for r in range(B):
-            j = np.random.randint(0, n)
-            for k in range(X.shape[1]):
-                Xb[r, k] = X[j, k]
-            yb[r] = y[j]
+    row[TRAIN_LOSS] = R
+    row[TEST_LOSS] = model_risk(P, model, data.Xt, data.yt)
+    row[POPULATION_LOSS] = population_risk(P, pop) if loop.exact else np.nan
+    row[VELOCITY_SQ] = mean_square(V)
+    dsq, p0sq = displacement_sq(P, model.P0)
+    row[DISPLACEMENT] = math.sqrt(dsq / p0sq) if p0sq > 0.0 else math.sqrt(dsq)
+    row[SCALED_DISPLACEMENT] = model.alpha * math.sqrt(dsq / P.shape[0])
+    row[BALANCE_MEAN], row[BALANCE_DRIFT] = balance_mean_and_drift(P, model.P0)
+
+
+@jit
+def euler_step(P, V, loop, noise, s):
+    """P += eta V, then P += sqrt(2 eta T) xi with xi = noise[s] (when noise is drawn)."""
+    m, D = P.shape
+    for i in range(m):
+        for j in range(D):
+            P[i, j] += loop.lr * V[i, j]
+    if noise.shape[0] > 0:
+        xi = noise[s]
+        for i in range(m):
+            for j in range(D):
+                P[i, j] += loop.noise_scale * xi[i, j]
+
+
+@jit
+def _ends(loop, s):
+    """Whether step ``s`` of the chunk is past its end (the run's final state is evaluated)."""
+    return s == loop.nsteps and loop.step0 + s != loop.last
+
+
+@jit
+def _due(loop, s):
+    k = loop.step0 + s
+    return k % loop.every == 0 or k == loop.last
 
 
 @jit_parallel
-def train_chunk(P, P0, tangent, X, y, Xt, yt, T, tact, sphere, noise, fresh, exact, algorithm,
-                batch, act, loss, alpha, lam, lr, temperature, seed, step0, nsteps, every, obs):
-    """Advance ``P`` in place by ``nsteps`` steps starting at global step ``step0``.
+def gd_chunk(P, model, data, pop, loop, noise, obs):
+    """Full-batch gradient descent (of the network or its tangent model) for one chunk.
 
     Parameters
     ----------
-    P, P0 : (m, D) current and initial particles.
-    tangent : train the tangent model at P0 instead of the network.
-    X, y, Xt, yt : training and test data.
-    T, tact, sphere, noise, fresh : the teacher and its input law, for fresh SGD samples.
-    exact : the population risk has a closed form (required by POPULATION).
-    algorithm : GD, SGD or POPULATION (the exact population gradient flow);
-    batch : SGD batch size.
-    act, loss, alpha, lam, lr, temperature : the dynamics.
-    seed : seeds this chunk's random draws.
-    every : observables are recorded before the steps k with k % every == 0,
-        one row of ``obs`` each.
+    P : (m, D) particles, advanced in place; model : :class:`~.structs.Model`
+        (``P0`` the initial particles); data : :class:`Data`;
+    pop : :class:`~.structs.Population` (read when ``loop.exact``);
+    loop : :class:`Loop`; noise : (nsteps, m, D) standard normals, or (0, m, D) for T = 0;
+    obs : (rows, len(COLUMNS)) output, one row per record.
 
     Returns
     -------
     int
-        Steps done: ``nsteps``, or fewer when the risk became non-finite or
-        exceeded ``DIVERGED`` (``P`` is then the state that diverged).
+        Steps done: ``loop.nsteps``, or fewer when the risk became non-finite
+        or exceeded :data:`DIVERGED` (``P`` is then the state that diverged).
     """
-    np.random.seed(seed)
-    X = np.ascontiguousarray(X)
     m, D = P.shape
-    d = X.shape[1]
     V = np.empty_like(P)
-    # every buffer of the steps, allocated once per chunk
-    sgd = algorithm == SGD
-    B = batch if sgd else 0
-    ws = workspace(B if sgd else (0 if algorithm == POPULATION else X.shape[0]), m, d, tangent)
-    Xb = np.empty((B, d))
-    yb = np.empty(B)
-    fstar = np.empty(B)
-    xi = np.empty(B)
-    wsT = workspace(B if fresh else 0, T.shape[0], d, False)
-    noise_scale = math.sqrt(2.0 * lr * temperature)
+    ws = workspace(data.X.shape[0], m, data.X.shape[1], model.tangent)
     row = 0
-    for s in range(nsteps):
-        k = step0 + s
-        if algorithm == GD:
-            R = model_risk_and_velocity_ws(P, P0, tangent, X, y, act, loss, alpha, lam, V, ws)
-        elif algorithm == POPULATION:
-            R = population_risk_and_velocity(P, T, act, alpha, lam, noise, sphere, V)
-            if k % every == 0:
-                R = model_risk(P, P0, tangent, X, y, act, loss, alpha)
-        else:
-            _draw_batch(X, y, T, tact, sphere, noise, loss, fresh, Xb, yb, fstar, xi, wsT)
-            R = model_risk_and_velocity_ws(P, P0, tangent, Xb, yb, act, loss, alpha, lam, V, ws)
-            if k % every == 0:
-                R = model_risk(P, P0, tangent, X, y, act, loss, alpha)
-        if not (R <= DIVERGED):
+    for s in range(loop.nsteps + 1):
+        if _ends(loop, s):
+            break
+        R = model_risk_and_velocity(P, model, data.X, data.y, V, ws)
+        if s < loop.nsteps and not (R <= DIVERGED):
             return s
-        if k % every == 0:
-            record_row(obs[row], P, P0, tangent, Xt, yt, T, sphere, noise, exact, act, loss,
-                       alpha, R, V)
+        if _due(loop, s):
+            record_row(obs[row], P, model, data, pop, loop, R, V)
             row += 1
-        for i in range(m):
-            for j in range(D):
-                P[i, j] += lr * V[i, j]
-        if temperature > 0.0:
-            for i in range(m):
-                for j in range(D):
-                    P[i, j] += noise_scale * np.random.standard_normal()
-    return nsteps
+        if s < loop.nsteps:
+            euler_step(P, V, loop, noise, s)
+    return loop.nsteps
+
+
+@jit_parallel
+def sgd_chunk(P, model, data, pop, loop, batches, noise, obs):
+    """SGD on the pre-drawn ``batches`` (:class:`Batches`), one batch per step.
+
+    Arguments and return value as :func:`gd_chunk`.  At a record step the
+    recorded loss and velocity are those of the full training set (not of the
+    batch), so ``velocity_sq`` means the same at every row.
+    """
+    m, D = P.shape
+    d = data.X.shape[1]
+    V = np.empty_like(P)
+    Vf = np.empty_like(P)
+    ws = workspace(batches.X.shape[1], m, d, model.tangent)
+    records = obs.shape[0] > 0
+    wsf = workspace(data.X.shape[0] if records else 0, m, d, model.tangent)
+    row = 0
+    for s in range(loop.nsteps + 1):
+        if _ends(loop, s):
+            break
+        R = 0.0
+        if s < loop.nsteps:
+            R = model_risk_and_velocity(P, model, batches.X[s], batches.y[s], V, ws)
+        if _due(loop, s):
+            R = model_risk_and_velocity(P, model, data.X, data.y, Vf, wsf)
+        if s < loop.nsteps and not (R <= DIVERGED):
+            return s
+        if _due(loop, s):
+            record_row(obs[row], P, model, data, pop, loop, R, Vf)
+            row += 1
+        if s < loop.nsteps:
+            euler_step(P, V, loop, noise, s)
+    return loop.nsteps
+
+
+@jit_parallel
+def population_chunk(P, model, data, pop, loop, noise, obs):
+    """The exact population gradient flow (closed-form kernels, cost independent of n).
+
+    Arguments and return value as :func:`gd_chunk`; divergence is judged on
+    the population risk, and the recorded ``train_loss`` is the risk on the
+    training set.
+    """
+    V = np.empty_like(P)
+    row = 0
+    for s in range(loop.nsteps + 1):
+        if _ends(loop, s):
+            break
+        R = population_risk_and_velocity(P, pop, V)
+        if s < loop.nsteps and not (R <= DIVERGED):
+            return s
+        if _due(loop, s):
+            record_row(obs[row], P, model, data, pop, loop, model_risk(P, model, data.X, data.y),
+                       V)
+            row += 1
+        if s < loop.nsteps:
+            euler_step(P, V, loop, noise, s)
+    return loop.nsteps
