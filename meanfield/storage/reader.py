@@ -150,6 +150,11 @@ class Run:
                              f"{', '.join(keys)}")
 
     @property
+    def format_version(self) -> int:
+        """Version of the file layout (:data:`~meanfield.storage.FORMAT_VERSION` when written)."""
+        return int(self._attrs("meanfield")["format_version"])
+
+    @property
     def alpha(self) -> float:
         return float(self._attrs("parameters")["alpha"])
 
