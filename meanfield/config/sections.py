@@ -80,7 +80,7 @@ _LIMITS = {
     ("train", "damping"): (_finite_nonnegative, "finite and >= 0"),
     ("record", "every"): (lambda v: v >= 1, ">= 1"),
     ("record", "snapshot_every"): (lambda v: v >= 1, ">= 1"),
-    ("record", "checkpoint_every"): (lambda v: v >= 1, ">= 1"),
+    ("record", "checkpoint_every"): (lambda v: v >= 0, ">= 0 (0: by wall clock only)"),
     ("record", "checkpoint_seconds"): (_finite_positive, "finite and > 0"),
     ("run", "seed"): (lambda v: 0 <= v < 2**63, "in [0, 2**63)"),
 }
@@ -198,12 +198,12 @@ class TrainConfig:
 @section("record")
 class RecordConfig:
     """``[record]``: observables every ``every`` steps, snapshots every ``snapshot_every``,
-    checkpoints every ``checkpoint_seconds`` of run time or ``checkpoint_every`` steps,
-    and the HDF5 ``compression`` of the stored arrays."""
+    checkpoints every ``checkpoint_seconds`` of run time and, when it is not 0, every
+    ``checkpoint_every`` steps, and the HDF5 ``compression`` of the stored arrays."""
 
     every: int = 100
     snapshot_every: int = 1000
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 0
     checkpoint_seconds: float = 60.0
     compression: str = field(default="none", metadata=_choice(*COMPRESSIONS))
 
