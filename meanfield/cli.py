@@ -6,6 +6,7 @@
     meanfield info OUT.h5
     meanfield plot OUT.h5 [-o FIG.png] [--kind loss|particles|both]
     meanfield demo [-o DIR]
+    meanfield certify RUN.h5 [--snapshot K] [--json]
     meanfield sweep plan SWEEP.toml -o DIR
     meanfield sweep run DIR [--index N]          # N defaults to $SLURM_ARRAY_TASK_ID
     meanfield sweep local DIR [-j N]
@@ -152,6 +153,17 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_certify(args) -> int:
+    import json
+
+    from .optimality import certify
+    from .storage import open_run
+    with open_run(args.file) as run:
+        cert = certify(run, snapshot=args.snapshot)
+    print(json.dumps(cert.as_dict()) if args.json else cert.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="meanfield", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -185,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="data", help="folder for demo.h5 and demo.png")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("certify", help="global optimality of a relu run: polar, bound "
+                       "alpha * weight_decay, duality gap")
+    p.add_argument("file")
+    p.add_argument("--snapshot", type=int, default=-1, metavar="K",
+                   help="particle snapshot to certify (default: the last; negative counts back)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.set_defaults(func=cmd_certify)
 
     add_sweep_parsers(sub, _Parser)
     return parser

@@ -343,11 +343,32 @@ class Certificate:
     direction: np.ndarray
     sign: float
 
+    @property
+    def certified(self) -> bool:
+        """Whether no neuron lowers J to first order, for certain: exact and polar <= bound."""
+        return self.exact and self.polar <= self.bound
+
     def as_dict(self) -> dict:
         """Plain JSON-able values."""
         return {"polar": self.polar, "bound": self.bound, "gap": self.gap,
                 "objective": self.objective, "dual": self.dual, "exact": self.exact,
-                "direction": [float(u) for u in self.direction], "sign": self.sign}
+                "certified": self.certified, "direction": [float(u) for u in self.direction],
+                "sign": self.sign}
+
+    def summary(self) -> str:
+        """Human-readable lines (what ``meanfield certify`` prints)."""
+        how = "exact" if self.exact else "lower bound (multi-start ascent)"
+        verdict = ("certified: no neuron lowers J to first order" if self.certified else
+                   "violated: a neuron along the direction lowers J" if self.polar > self.bound
+                   else "not certified (the polar is a lower bound)")
+        gap = "upper bound on J - inf J" if self.exact else "not certified"
+        return "\n".join([
+            f"polar      {self.polar:.8g}  ({how})",
+            f"bound      {self.bound:.8g}  (alpha * weight_decay)",
+            f"gap        {self.gap:.6g}  ({gap})",
+            f"objective  {self.objective:.10g}  (J; dual bound {self.dual:.10g})",
+            f"direction  {np.array2string(self.direction, precision=6)}  sign {self.sign:+g}",
+            verdict])
 
 
 def _dual_scale(problem: Problem, z, value: float) -> float:

@@ -44,13 +44,13 @@ def _J(P, X, y, cfg):
 @pytest.fixture(scope="module")
 def converged():
     """A GD run (plain NumPy reference) on a d = 2 teacher, alpha = 2, lam = 1e-2:
-    particles after 0, 500, 2000 and 8000 steps."""
+    particles after 0, 200, 700 and 2500 steps of lr = 1.5."""
     X, y = _teacher_data()
     cfg = _config(alpha=2.0)
     P = np.random.default_rng(1).standard_normal((20, 3)) * 0.5
     path = [P]
-    for steps in (500, 1500, 6000):
-        path.append(ref.gd(path[-1], X, y, "relu", "squared", 2.0, False, 1e-2, 0.5, steps))
+    for steps in (200, 500, 1800):
+        path.append(ref.gd(path[-1], X, y, "relu", "squared", 2.0, False, 1e-2, 1.5, steps))
     return X, y, cfg, path
 
 
@@ -260,3 +260,69 @@ def test_bad_input_names_the_culprit(cfg, P, message):
 def test_an_array_needs_data_and_config():
     with pytest.raises(InputError, match="need data and config"):
         polar(np.zeros((2, 3)))
+
+
+# ------------------------------------------------------------- runs and the CLI
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory):
+    """A stored GD run with weight decay in d = 2 (three snapshots)."""
+    from meanfield import Config, simulate
+    cfg = Config.from_dict({"model": {"m": 12}, "data": {"d": 2, "n_train": 40, "teacher_m": 3},
+                            "scaling": {"alpha": 1.5}, "train": {"steps": 400, "lr": 0.5,
+                                                                 "weight_decay": 1e-2},
+                            "record": {"every": 100, "snapshot_every": 200}})
+    path = tmp_path_factory.mktemp("certify") / "run.h5"
+    simulate(cfg, out=path).close()
+    return path
+
+
+def test_certify_a_run_uses_its_config_data_and_snapshots(run_file):
+    from meanfield import open_run
+    with open_run(run_file) as run:
+        certs = [certify(run, snapshot=k) for k in range(3)]
+        assert certify(run).as_dict() == certs[-1].as_dict()
+        data, P = run.data, run.particles(1)
+        J = ref.objective(P, data.x_train, data.y_train, "relu", "squared", 1.5, False, 1e-2)
+        assert certs[1].objective == pytest.approx(J, rel=1e-13)
+        assert certs[1].bound == pytest.approx(1.5e-2)
+        with pytest.raises(InputError, match="snapshot 3 out of range: the run has 3 snapshots"):
+            certify(run, snapshot=3)
+    assert all(c.exact and c.gap >= 0 for c in certs)
+    assert certs[-1].gap < certs[0].gap
+
+
+def _cli(*args, cwd):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "meanfield.cli", *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_certify_text_and_json(run_file, tmp_path):
+    res = _cli("certify", run_file, "--json", "--snapshot", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    from meanfield import open_run
+    with open_run(run_file) as run:
+        expected = certify(run, snapshot=1)
+    assert set(out) >= {"polar", "bound", "gap", "exact", "direction"}
+    assert out["polar"] == pytest.approx(expected.polar, rel=1e-15)
+    assert out["gap"] == pytest.approx(expected.gap, rel=1e-12)
+    assert out["exact"] is True and len(out["direction"]) == 2
+    res = _cli("certify", run_file, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("polar") and "(exact)" in lines[0]
+    assert lines[1].split()[:2] == ["bound", "0.015"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.h5"], "missing.h5: no such file"),
+    (["RUN", "--snapshot", "7"], "snapshot 7 out of range"),
+    (["RUN", "--snapshot", "x"], "invalid int value"),
+])
+def test_cli_certify_bad_input_exits_2(run_file, tmp_path, args, message):
+    res = _cli("certify", *[run_file if a == "RUN" else a for a in args], cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.startswith("meanfield: error:") and message in res.stderr
+    assert "Traceback" not in res.stderr
