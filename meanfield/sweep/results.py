@@ -27,7 +27,7 @@ def _inspect(path: Path, config=None, row=None):
     run copied or moved there).
     """
     from ..storage import open_run
-    from ..storage.hdf import truncation
+    from ..storage.integrity import truncation
     if not path.exists():
         return "pending", "not run yet", None
     reason = truncation(path)
