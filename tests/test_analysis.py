@@ -4,6 +4,7 @@ import csv
 import itertools
 import math
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -11,9 +12,11 @@ from scipy.optimize import linprog
 
 import reference as ref
 from meanfield import Config, open_run, simulate
-from meanfield.analysis import (Table, _series_summary, convergence, convergence_vs_m,
-                                distance_to_reference, fit_power_law, load_table,
-                                sliced_wasserstein2, wasserstein2, wasserstein2_1d)
+from meanfield.analysis import (SlicedDistanceWarning, Table, convergence, convergence_vs_m,
+                                distance_to_reference, fit_power_law, load_table, run_row,
+                                series_summary, sliced_wasserstein2, wasserstein2,
+                                wasserstein2_1d)
+from meanfield.errors import InputError
 
 
 def _lp_w2(P, Q):
@@ -56,11 +59,28 @@ def test_exact_w2_matches_brute_force_over_permutations(n):
     assert wasserstein2(P, Q) == pytest.approx(math.sqrt(best), rel=1e-12, abs=1e-14)
 
 
-@pytest.mark.parametrize("n, m", [(2, 3), (4, 6), (3, 7)])
+@pytest.mark.parametrize("n, m", [(2, 3), (4, 6), (3, 7), (13, 17)])
 def test_exact_w2_between_unequal_sizes_matches_the_transport_lp(n, m):
     rng = np.random.default_rng(n * m)
     P, Q = rng.standard_normal((n, 2)), rng.standard_normal((m, 2)) + 0.5
     assert wasserstein2(P, Q, method="exact") == pytest.approx(_lp_w2(P, Q), rel=1e-7)
+    # "auto" solves unequal sizes exactly too, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert wasserstein2(P, Q) == wasserstein2(P, Q, method="exact")
+
+
+def test_exact_w2_between_coprime_sizes_beyond_the_old_assignment_limit():
+    """lcm(101, 103) = 10403 points per side: exact now, where replication refused."""
+    rng = np.random.default_rng(11)
+    P, Q = rng.standard_normal((101, 3)), rng.standard_normal((103, 3))
+    v = np.array([0.5, -1.0, 2.0])
+    w = wasserstein2(P, Q)
+    assert w == pytest.approx(_lp_w2(P, Q), rel=1e-7)
+    # translating one measure by v: W2^2 grows by |v|^2 + 2 v . (mean(Q) - mean(P))
+    shifted = wasserstein2(P, Q + v)
+    assert shifted ** 2 == pytest.approx(
+        w ** 2 + v @ v + 2 * v @ (Q.mean(0) - P.mean(0)), rel=1e-10)
 
 
 def test_duplicated_particles_are_the_same_measure():
@@ -77,8 +97,10 @@ def test_bad_inputs_are_refused():
         wasserstein2(P, np.full((3, 2), np.nan))
     with pytest.raises(ValueError, match="method"):
         wasserstein2(P, P, method="emd")
-    with pytest.raises(ValueError, match="assignment"):
-        wasserstein2(np.zeros((9973, 2)), np.zeros((9967, 2)), method="exact")
+    with pytest.raises(InputError, match="cost matrix"):
+        wasserstein2(np.zeros((20000, 2)), np.zeros((9967, 2)), method="exact")
+    with pytest.raises(InputError, match="non-empty"):
+        wasserstein2(np.zeros((0, 2)), P)
 
 
 # ------------------------------------------------------------------------ 1-D
@@ -137,15 +159,21 @@ def test_sliced_is_below_exact_on_random_cases():
         assert sw ** 2 <= lam * w ** 2 * (1 + 1e-12) + 1e-15
 
 
-def test_auto_switches_to_sliced_for_unequal_or_large_sizes():
+def test_auto_gives_the_sliced_distance_only_above_max_exact_and_warns():
     rng = np.random.default_rng(7)
     P, Q = rng.standard_normal((6, 3)), rng.standard_normal((9, 3))
-    assert wasserstein2(P, Q, rng=1) == sliced_wasserstein2(P, Q, rng=1)
+    with pytest.warns(SlicedDistanceWarning, match="sliced"):
+        assert wasserstein2(P, Q, max_exact=8, rng=1) == sliced_wasserstein2(P, Q, rng=1)
+    with pytest.warns(SlicedDistanceWarning):
+        assert wasserstein2(P, P[:6] + 1.0, max_exact=5, rng=1) == sliced_wasserstein2(
+            P, P[:6] + 1.0, rng=1)
+    # asking for the sliced distance by name is no substitution: no warning
     P2 = rng.standard_normal((12, 3))
-    assert wasserstein2(P, P[:6] + 1.0, max_exact=5, rng=1) == sliced_wasserstein2(
-        P, P[:6] + 1.0, rng=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sw = wasserstein2(P2, P2 + 1.0, method="sliced", rng=2)
     # shift by v = (1, 1, 1): SW2 = |v| / sqrt(D) = 1 up to Monte-Carlo error
-    assert wasserstein2(P2, P2 + 1.0, method="sliced", rng=2) == pytest.approx(1.0, rel=0.15)
+    assert sw == pytest.approx(1.0, rel=0.15)
 
 
 # ------------------------------------------------------------------ power laws
@@ -300,14 +328,19 @@ def test_load_table_from_a_folder_and_open_runs(runs):
     with open_run(paths[1]) as run:
         one = load_table(run)
         assert one.column("final.test_loss")[0] == run.observable("test_loss").value[-1]
+        row = run_row(run, ["test_loss"])
+        assert row["model.m"] == 4 and row["run.seed"] == 1 and row["status"] == "completed"
+        assert row["step"] == run.steps[-1] and row["time"] == run.times[-1]
+        assert row["best.test_loss"] == np.nanmin(run.observable("test_loss").value)
+        assert not any(k.startswith("final.") and k != "final.test_loss" for k in row)
         assert run.status == "completed"  # left open and usable
 
 
 def test_best_is_nan_safe():
-    final, best = _series_summary([np.nan, 2.0, 0.5, 1.0, np.nan])
+    final, best = series_summary([np.nan, 2.0, 0.5, 1.0, np.nan])
     assert math.isnan(final) and best == 0.5
-    assert all(math.isnan(v) for v in _series_summary([np.nan, np.nan]))
-    assert all(math.isnan(v) for v in _series_summary([]))
+    assert all(math.isnan(v) for v in series_summary([np.nan, np.nan]))
+    assert all(math.isnan(v) for v in series_summary([]))
 
 
 def test_table_columns_with_missing_values():
@@ -366,26 +399,32 @@ def test_distance_between_two_widths(runs):
     _, paths, _ = runs
     small, large = paths[0], paths[2]  # m = 4 and m = 8, seed 0: same data
     d = distance_to_reference(small, large)
-    assert d.method == "sliced"
-    assert d.time.tolist() == [0.0, 1.0, 2.0]
+    assert d.method == "exact"  # both widths within max_exact
+    sliced = distance_to_reference(small, large, method="sliced", n_projections=200, rng=0)
+    assert sliced.method == "sliced"
+    assert d.time.tolist() == sliced.time.tolist() == [0.0, 1.0, 2.0]
     assert np.all(d.parameter > 0) and np.all(d.function > 0)
+    # the documented directions: rng's first 200 standard normal draws in R^D, normalised
     with open_run(small) as r, open_run(large) as R:
         X = r.data.x_test
+        theta = np.random.default_rng(0).standard_normal((200, r.particles(0).shape[1]))
         for k in range(3):
             P, Q = r.particles(k), R.particles(k)
             f = ref.forward(P, X, "relu", r.alpha, False)
             F = ref.forward(Q, X, "relu", R.alpha, False)
             assert d.function[k] == pytest.approx(np.sqrt(np.mean((f - F) ** 2)), rel=1e-10)
-            assert d.parameter[k] == pytest.approx(
-                sliced_wasserstein2(P, Q, n_projections=200, rng=0), rel=1e-12)
-            assert d.parameter[k] <= wasserstein2(P, Q, method="exact") * (1 + 1e-12)
+            assert sliced.function[k] == d.function[k]
+            assert d.parameter[k] == pytest.approx(_lp_w2(P, Q), rel=1e-7)
+            assert sliced.parameter[k] == pytest.approx(ref.sliced_w2(P, Q, theta), rel=1e-12)
+            assert sliced.parameter[k] <= d.parameter[k] * (1 + 1e-12)
         # Run objects work as well as paths, and explicit times pick snapshots
         one = distance_to_reference(r, R, times=[1.0])
         assert one.step.tolist() == [10] and one.parameter[0] == d.parameter[1]
-        exact = distance_to_reference(r, R, method="exact")
-        assert exact.method == "exact" and np.all(exact.parameter >= d.parameter)
-    with pytest.raises(ValueError, match="no snapshot at t = 0.5"):
+        assert r.status == "completed"  # left open and usable
+    with pytest.raises(InputError, match="no snapshot at t = 0.5"):
         distance_to_reference(small, large, times=[0.5])
+    with pytest.raises(InputError, match="method"):
+        distance_to_reference(small, large, method="emd")
 
 
 def test_distance_needs_common_times_and_shapes(runs, tmp_path):
@@ -398,5 +437,5 @@ def test_distance_needs_common_times_and_shapes(runs, tmp_path):
     cfg = _tiny(4, 0).to_dict()
     cfg["data"]["d"] = 2
     simulate(Config.from_dict(cfg), out=wide).close()
-    with pytest.raises(ValueError, match="different shapes"):
+    with pytest.raises(InputError, match="different shapes"):
         distance_to_reference(wide, paths[0])

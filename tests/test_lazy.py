@@ -164,11 +164,11 @@ def test_empirical_ntk_converges_to_analytic_at_rate_inverse_sqrt_m(activation, 
     assert errors[-1] < 0.05
 
 
-def monte_carlo_ntk(x1, x2, activation, bias, tau, c_init, N, rng):
+def monte_carlo_ntk(x1, x2, activation, bias, tau, c_init, N, rng, a_init="gaussian"):
     """Mean and standard error of grad phi(w, x1) . grad phi(w, x2) over N draws of w."""
     s, ds = ref.ACTIVATIONS[activation]
     d = x1.size
-    a = tau * rng.standard_normal((N, d)) / np.sqrt(d)
+    a = tau * rng.standard_normal((N, d)) / (np.sqrt(d) if a_init == "gaussian" else 1.0)
     b = tau * rng.standard_normal(N) if bias else np.zeros(N)
     c = {"gaussian": lambda: rng.standard_normal(N),
          "sign": lambda: rng.choice([-1.0, 1.0], N),
@@ -178,19 +178,21 @@ def monte_carlo_ntk(x1, x2, activation, bias, tau, c_init, N, rng):
     return g.mean(), g.std() / np.sqrt(N)
 
 
-@pytest.mark.parametrize("activation,bias,tau,c_init", [
-    ("relu", False, 1.0, "gaussian"), ("relu", True, 0.7, "sign"),
-    ("erf", False, 1.5, "gaussian"), ("erf", True, 1.0, "zero"),
-    ("linear", True, 0.8, "gaussian")])
-def test_analytic_ntk_against_monte_carlo(activation, bias, tau, c_init):
+@pytest.mark.parametrize("activation,bias,tau,c_init,a_init", [
+    ("relu", False, 1.0, "gaussian", "gaussian"), ("relu", True, 0.7, "sign", "gaussian"),
+    ("relu", True, 1.2, "gaussian", "standard"),
+    ("erf", False, 1.5, "gaussian", "gaussian"), ("erf", True, 1.0, "zero", "gaussian"),
+    ("erf", False, 0.5, "sign", "standard"),
+    ("linear", True, 0.8, "gaussian", "gaussian")])
+def test_analytic_ntk_against_monte_carlo(activation, bias, tau, c_init, a_init):
     rng = np.random.default_rng(7)
     d = 3
     x = rng.standard_normal((3, d))
     pairs = [(x[0], x[0]), (x[0], x[1]), (x[1], -x[1]), (x[2], 0.5 * x[2] + 0.2 * x[0])]
     X1, X2 = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-    K = lazy.analytic_ntk(X1, X2, activation, bias=bias, tau=tau, c_init=c_init)
+    K = lazy.analytic_ntk(X1, X2, activation, bias=bias, tau=tau, c_init=c_init, a_init=a_init)
     for k, (x1, x2) in enumerate(pairs):
-        mean, se = monte_carlo_ntk(x1, x2, activation, bias, tau, c_init, 10**6, rng)
+        mean, se = monte_carlo_ntk(x1, x2, activation, bias, tau, c_init, 10**6, rng, a_init)
         assert abs(K[k, k] - mean) < 4 * se + 1e-12, (k, K[k, k], mean, se)
 
 
@@ -210,13 +212,65 @@ def test_analytic_ntk_special_cases():
                                + np.array([[0, 0.25, 0], [0.25, 0, 0], [0, 0, 0]]), atol=1e-14)
 
 
+@pytest.mark.parametrize("bias", (False, True))
+@pytest.mark.parametrize("a_init", ("gaussian", "standard"))
+def test_relu_analytic_ntk_diagonal_is_exact(bias, a_init):
+    """theta(x, x) = 0 exactly: K(x, x) = E[c^2] (|x|^2 + 1_bias) / 2 + Sigma_11 / 2."""
+    rng = np.random.default_rng(17)
+    d, tau = 7, 1.3
+    X = rng.standard_normal((60, d)) * rng.uniform(0.01, 100.0, (60, 1))
+    K = lazy.analytic_ntk(X, None, "relu", bias=bias, tau=tau, a_init=a_init)
+    sq = np.sum(X ** 2, axis=1)
+    sigma = tau ** 2 * (sq / (d if a_init == "gaussian" else 1.0) + bias)
+    exact = tau ** 2 * (sq + bias) / 2 + sigma / 2
+    np.testing.assert_allclose(np.diag(K), exact, rtol=1e-14, atol=0)
+    # nearly parallel inputs: the kernel is continuous across the diagonal to rounding
+    Kn = lazy.analytic_ntk(X, X * (1 + 1e-12), "relu", bias=False, tau=tau, a_init=a_init)
+    Kd = lazy.analytic_ntk(X, X, "relu", bias=False, tau=tau, a_init=a_init)
+    np.testing.assert_allclose(np.diag(Kn), np.diag(Kd) * (1 + 1e-12), rtol=1e-13)
+    # off the diagonal, the arccos formula of the reference to 1e-12
+    np.testing.assert_allclose(K, ref.analytic_ntk(X, X, "relu", bias, tau, tau ** 2,
+                                                   standard_a=a_init == "standard"),
+                               rtol=1e-11, atol=1e-12 * np.abs(K).max())
+
+
+@pytest.mark.parametrize("activation", ("relu", "erf", "linear"))
+def test_ntk_layers_split_the_kernel(activation):
+    rng = np.random.default_rng(18)
+    d, m = 3, 40
+    X1, X2 = rng.standard_normal((5, d)), rng.standard_normal((4, d))
+    kw = dict(activation=activation, bias=True, tau=0.9)
+    both, first, second = (lazy.analytic_ntk(X1, X2, layers=part, **kw)
+                           for part in ("both", "first", "second"))
+    np.testing.assert_allclose(first + second, both, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(second, lazy.analytic_ntk(X1, X2, c_init="zero", **kw),
+                               rtol=1e-14, atol=1e-15)
+    # empirical: the first part is the Gram of the (a, b) gradients, the second of the c ones
+    P = particles(m, d, True, rng)
+    G1, G2 = grad_phi(P, X1, activation, True), grad_phi(P, X2, activation, True)
+    ref_first = sum(G1[i, :, :-1] @ G2[i, :, :-1].T for i in range(m)) / m
+    ref_second = sum(np.outer(G1[i, :, -1], G2[i, :, -1]) for i in range(m)) / m
+    for part, want in (("first", ref_first), ("second", ref_second)):
+        np.testing.assert_allclose(lazy.empirical_ntk(P, X1, X2, activation, layers=part), want,
+                                   rtol=1e-12, atol=1e-14)
+    with pytest.raises(InputError, match="layers"):
+        lazy.empirical_ntk(P, X1, X2, activation, layers="third")
+
+
 def test_analytic_ntk_for_reads_config_and_rejects_what_it_cannot_do():
     rng = np.random.default_rng(8)
     X = rng.standard_normal((5, 3))
     cfg = Config.from_dict({"model": {"activation": "erf", "bias": True},
                             "init": {"tau": 0.5, "c": "sign"}, "data": {"d": 3}})
-    np.testing.assert_array_equal(lazy.analytic_ntk_for(cfg, X),
-                                  lazy.analytic_ntk(X, X, "erf", True, 0.5, c_init="sign"))
+    np.testing.assert_allclose(lazy.analytic_ntk_for(cfg, X),
+                               ref.analytic_ntk(X, X, "erf", True, 0.5, c2=0.25),
+                               rtol=1e-12, atol=1e-15)
+    cfg = cfg.with_overrides(['model.activation="relu"', 'init.a="standard"', 'init.b="zero"',
+                              'init.c="zero"'])
+    np.testing.assert_allclose(lazy.analytic_ntk_for(cfg, X),
+                               ref.analytic_ntk(X, X, "relu", True, 0.5, c2=0.0,
+                                                standard_a=True, gaussian_b=False),
+                               rtol=1e-12, atol=1e-15)
     with pytest.raises(InputError, match="init.a"):
         lazy.analytic_ntk_for(cfg.with_overrides(['init.a="sphere"']), X)
     with pytest.raises(InputError, match="sigmoid"):
