@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 import h5py
 
@@ -131,58 +132,33 @@ def clear_write_flag(path) -> bool:
     return True
 
 
-def freeze(h5: h5py.File):
-    """Stop every further write of this process to ``h5``'s file, then close the handle.
+def freeze(h5: h5py.File, handles: dict):
+    """Stop every further write of this process to ``h5``'s file, then close it.
 
-    The file descriptor is pointed at ``/dev/null`` opened read-only, so what
-    HDF5 still tries to write (its caches, at close) fails harmlessly and the
-    file stays as the last successful write left it.
+    The file descriptor is pointed at ``/dev/null``, so what HDF5 still
+    writes (its caches, when handles and the file close) goes nowhere and
+    the file stays as the last successful write left it.  ``handles`` (open
+    datasets of the file) are dropped first.
     """
     try:
         fd = h5.id.get_vfd_handle()
-        null = os.open(os.devnull, os.O_RDONLY)
+        null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, fd)
         os.close(null)
     except (ValueError, OSError, RuntimeError):
         pass  # an in-memory file, or already closed
+    name = h5.filename
+    previous = sys.unraisablehook
+
+    def quiet(unraisable):
+        # HDF5 errors about this file raised while Python frees its last handles
+        if not (isinstance(unraisable.exc_value, (OSError, RuntimeError))
+                and name in str(unraisable.exc_value)):
+            previous(unraisable)
+
+    sys.unraisablehook = quiet
     try:
+        handles.clear()
         h5.close()
     except (OSError, RuntimeError, ValueError):
-        pass  # the writes it attempted failed, as intended
-
-
-def truncation(path):
-    """Why the HDF5 file ``path`` is shorter than its superblock says it is, or None.
-
-    HDF5 makes this check itself, except for SWMR readers, and a file left by
-    a killed SWMR writer can only be read as one: a truncated such file (a
-    full disk, a partial copy) would otherwise read as a partial run whose
-    missing bytes come back as zeros.  The superblock (at byte 0, 512, 1024,
-    ...) records the end-of-file address; versions 0/1 keep it after 16/20
-    bytes of fixed fields, versions 2/3 after 4.
-    """
-    try:
-        size = os.stat(path).st_size
-        with open(path, "rb") as fh:
-            offset = 0
-            while True:
-                if offset + 8 > size:
-                    return None             # no signature: h5py reports it
-                fh.seek(offset)
-                if fh.read(8) == _SIGNATURE:
-                    break
-                offset = 512 if offset == 0 else 2 * offset
-            head = fh.read(16)
-            if len(head) < 16 or head[0] > 3:
-                return None
-            so, at = (head[1], 12) if head[0] >= 2 else (head[5], 24 if head[0] == 0 else 28)
-            fh.seek(offset + at)
-            raw = fh.read(3 * so)
-    except OSError:
-        return None
-    if len(raw) < 3 * so:
-        return f"{path}: truncated HDF5 file ({size} bytes)"
-    eof = int.from_bytes(raw[2 * so:], "little")   # counts a user block before the superblock
-    if size < eof:
-        return f"{path}: truncated HDF5 file ({size} bytes of the {eof} it records)"
-    return None
+        pass  # what it attempted to write went nowhere, as intended

@@ -49,7 +49,7 @@ def _guarded(method):
         except (OSError, RuntimeError) as exc:
             if self.path is None:
                 raise
-            freeze(self.h5)
+            freeze(self.h5, self._ds)
             self._release()
             self.failed = (f"cannot write {self.path}: {_reason(exc)}; its last checkpoint "
                            "is kept (free space, then continue with --resume)")
@@ -77,6 +77,13 @@ class RunWriter:
         self.failed = ""
         self.lr = float(h5["parameters"].attrs["lr"])
         self.series = json.loads(h5[L.CHECKPOINT].attrs["series"])
+        # dataset handles stay open until the file closes: HDF5 writes a dataset's cached
+        # chunks when its handle closes, and a failure there (a full disk) could not be
+        # seen (h5py ignores errors in destructors); with the handles open it shows up in
+        # the next write or flush, where it is caught
+        self._ds = {f"{name}/{f}": h5[f"{name}/{f}"] for name in self.series
+                    for f in ("value", "time", "step")}
+        self._ds.update({name: h5[f"{L.CHECKPOINT}/{name}"] for name in h5[L.CHECKPOINT]})
 
     @classmethod
     def create(cls, path, config, data, P0: np.ndarray, observables: dict,
@@ -176,7 +183,7 @@ class RunWriter:
     @_guarded
     def snapshot(self, step: int, P: np.ndarray):
         """Append the particles at ``step``."""
-        _append(self.h5[L.POSITION], [step], [step * self.lr], P[None])
+        self._append(L.POSITION, [step], [step * self.lr], P[None])
 
     @_guarded
     def observables(self, names, steps, values):
@@ -184,7 +191,15 @@ class RunWriter:
         steps = np.asarray(steps, dtype=np.int64)
         times = steps * self.lr
         for q, name in enumerate(names):
-            _append(self.h5["observables"][name], steps, times, values[:, q])
+            self._append(f"observables/{name}", steps, times, values[:, q])
+
+    def _append(self, series, steps, times, values):
+        """Append records to a series; ``step`` grows last, so readers never see half a record."""
+        k, r = self._ds[f"{series}/step"].shape[0], len(steps)
+        for name, data in (("value", values), ("time", times), ("step", steps)):
+            ds = self._ds[f"{series}/{name}"]
+            ds.resize(k + r, axis=0)
+            ds[k:k + r] = data
 
     @_guarded
     def flush(self):
@@ -198,7 +213,7 @@ class RunWriter:
         ``extras`` (name -> array) is algorithm state restored on resume
         (:attr:`Checkpoint.extras`).
         """
-        ck = self.h5[L.CHECKPOINT]
+        ck = self._ds
         slot = 1 - max(0, int(ck["slot"][()]))
         raw = json.dumps(rng_state).encode()
         if len(raw) > L.RNG_BYTES:  # pragma: no cover - PCG64 states are ~150 bytes
@@ -210,7 +225,7 @@ class RunWriter:
         ck["step"][slot] = step
         ck["time"][slot] = step * self.lr
         ck["rng_state"][slot] = np.frombuffer(raw.ljust(L.RNG_BYTES, b"\0"), dtype=np.uint8)
-        ck["lengths"][slot] = [self.h5[f"{name}/step"].shape[0] for name in self.series]
+        ck["lengths"][slot] = [ck[f"{name}/step"].shape[0] for name in self.series]
         ck["extras"][slot, :blob.size] = blob
         ck["extras_size"][slot] = blob.size
         self.h5.flush()
@@ -221,6 +236,7 @@ class RunWriter:
         """Close the file as it is (status unchanged) and release it."""
         try:
             if not self.failed:
+                self._ds.clear()
                 self.h5.close()
         finally:
             self._release()
@@ -254,15 +270,6 @@ def _set_status(h5, status, message):
     attrs = h5["meanfield"].attrs
     attrs.modify("status", np.bytes_(status.encode()))
     attrs.modify("message", np.bytes_(message.encode()[:1023]))
-
-
-def _append(g, steps, times, values):
-    """Append records to a series; ``step`` grows last, so readers never see half a record."""
-    k, r = g["step"].shape[0], len(steps)
-    for name, data in (("value", values), ("time", times), ("step", steps)):
-        ds = g[name]
-        ds.resize(k + r, axis=0)
-        ds[k:k + r] = data
 
 
 def _pack(extras) -> np.ndarray:
