@@ -10,7 +10,6 @@ mean-field regimes, store trajectories in HDF5 and analyse them.
 
 __version__ = "0.1.0"
 
-from . import _threading  # noqa: F401  (first: it configures the runtimes imported next)
 from .config import Config
 from .data import Dataset
 from .errors import InputError

@@ -26,7 +26,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import algorithms, observables
+from . import _threading, algorithms, observables
 from .config import as_config
 from .data import make_dataset
 from .errors import InputError
@@ -116,6 +116,7 @@ def simulate(config, out=None, *, data=None, callback=None, progress: bool = Fal
     ...     run.status
     'completed'
     """
+    _threading.apply()
     inputs = (config,) if isinstance(config, (str, os.PathLike)) else ()
     config = as_config(config)
     algorithm = algorithms.get(config.train.algorithm)

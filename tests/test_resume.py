@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from meanfield import Config, open_run, simulate
+import meanfield.simulate  # noqa: F401  (the module, for its chunk length)
 from meanfield.simulate import Interrupted
+
+simulate_module = sys.modules["meanfield.simulate"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,5 +140,29 @@ def test_interrupted_in_process_then_resumed_equals_uninterrupted(tmp_path):
     run.close()
     assert contents(tmp_path / "part.h5") == contents(tmp_path / "full.h5")
     # resuming a completed run changes nothing
+    simulate(cfg, out=tmp_path / "part.h5", resume=True).close()
+    assert contents(tmp_path / "part.h5") == contents(tmp_path / "full.h5")
+
+
+def test_wall_clock_checkpoints_resume_bit_identically_whatever_the_chunks(tmp_path, monkeypatch):
+    """Checkpoints by wall clock land wherever a chunk ends; resumed with other chunk
+    lengths, the run is still the uninterrupted one, bit for bit (Langevin noise, fresh SGD
+    samples and label noise drawn per step, not per chunk)."""
+    tables = {**CONFIG, "data": {**CONFIG["data"], "noise": 0.1},
+              "train": {**CONFIG["train"], "steps": 1000, "batch_size": 5},
+              "record": {"every": 7, "snapshot_every": 250, "checkpoint_every": 0,
+                         "checkpoint_seconds": 1e-9}}
+    cfg = Config.from_dict(tables)
+    simulate(cfg, out=tmp_path / "full.h5").close()
+    monkeypatch.setattr(simulate_module, "WORK_PER_CHUNK", 3e3)  # chunks of a few steps
+
+    def stop(step, P):
+        if step >= 333:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted) as stopped:
+        simulate(cfg, out=tmp_path / "part.h5", callback=stop)
+    assert stopped.value.step % 250 != 0  # stopped between two snapshots
+    monkeypatch.setattr(simulate_module, "WORK_PER_CHUNK", 1e4)
     simulate(cfg, out=tmp_path / "part.h5", resume=True).close()
     assert contents(tmp_path / "part.h5") == contents(tmp_path / "full.h5")
