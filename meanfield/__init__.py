@@ -10,14 +10,13 @@ mean-field regimes, store trajectories in HDF5 and analyse them.
 
 __version__ = "0.1.0"
 
-from .config import Config
-from .data import Dataset
 from .errors import InputError
-from .simulate import simulate
 
-_LAZY = {"Run": "storage", "open_run": "storage", "run_sweep": "sweep"}
-"""Names imported on first use, so that ``import meanfield`` (and a run kept in memory) does
-not load h5py or the sweep machinery."""
+_LAZY = {"Config": "config", "Dataset": "data", "simulate": "simulate", "Run": "storage",
+         "open_run": "storage", "run_sweep": "sweep"}
+"""Names imported on first use: ``import meanfield`` (and so the ``meanfield`` command,
+which must catch Ctrl-C and set thread defaults before NumPy loads) imports nothing heavy,
+and a run kept in memory does not load h5py or the sweep machinery."""
 
 
 def __getattr__(name):

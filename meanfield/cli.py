@@ -1,12 +1,13 @@
-"""The ``meanfield`` command line.
+"""The meanfield command line.
 
-::
-
+    meanfield --version
     meanfield run CONFIG.toml [-o OUT.h5] [--set section.key=value ...] [--resume | --overwrite] [--quiet]
-    meanfield info OUT.h5
+    meanfield info OUT.h5 [--json]
+    meanfield repair OUT.h5                      # clear the flag a killed writer left
     meanfield plot OUT.h5 [-o FIG.png] [--kind loss|particles|both]
     meanfield demo [-o DIR]
     meanfield certify RUN.h5 [--snapshot K] [--json]
+    meanfield gram RUN.h5 [--json]               # lambda_0, lambda_min of H(0), H(T), GD's rate
     meanfield sweep plan SWEEP.toml -o DIR
     meanfield sweep run DIR [--index N]          # N defaults to $SLURM_ARRAY_TASK_ID
     meanfield sweep local DIR [-j N]
@@ -17,26 +18,44 @@
     meanfield sweep collect DIR [-o summary.csv]
     meanfield warmup
 
-Bad input (config keys and values, data files, output paths) prints one line
-``meanfield: error: ...`` naming what is wrong and exits with status 2; a
-diverged run exits with status 1; a run stopped by SIGTERM, SIGINT or SIGUSR1
-writes a checkpoint (``--resume`` continues it) and exits with 128 + signal.
-``sweep run`` exits with 0 for a point that completed or diverged (both are
-results; ``sweep status`` and ``collect`` tell them apart) and with 128 + signal
-when interrupted (running it again resumes the point).
+Exit status (EXIT_CODES): 0 done; 1 crash (a bug: a traceback); 2 bad input
+(config keys and values, data files, output paths, a damaged or busy file: one
+line "meanfield: error: ..." naming the culprit); 3 the run diverged (recorded in
+the file); 74 an output could not be written (disk full, I/O error: the last
+checkpoint is kept, --resume continues once there is space); 130, 143, 138 on
+SIGINT, SIGTERM, SIGUSR1 (a checkpoint is written; --resume continues); 141 when
+the reader of the output went away (info | head).  "sweep run" exits with 0 for a
+point that completed or diverged (both are results; "sweep status" and "collect"
+tell them apart) and with 128 + signal when interrupted (running it again resumes
+the point).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
 from pathlib import Path
 
+from . import _threading
 from .errors import InputError
-from .sweep.commands import add_parsers as add_sweep_parsers
 
-EXIT_DIVERGED = 1
+EXIT_CRASH = 1
 EXIT_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_WRITE = 74  # meanfield.storage.EXIT_WRITE
+EXIT_PIPE = 141
+EXIT_CODES = {0: "completed", EXIT_CRASH: "crash (a bug)", EXIT_INPUT: "bad input",
+              EXIT_DIVERGED: "diverged", EXIT_WRITE: "output could not be written",
+              130: "SIGINT", 143: "SIGTERM", 138: "SIGUSR1", EXIT_PIPE: "broken pipe"}
+RUN_EPILOG = """example:
+  meanfield run run.toml -o run.h5 --set model.m=500 --set train.steps=2000
+
+Every key and its default: meanfield.Config().to_toml() in Python, or the
+docstrings of meanfield.config (python -m pydoc meanfield.config); README.md
+("A tour") shows a complete file.  Interrupted runs continue with --resume."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,9 +71,11 @@ def _show_progress(args) -> bool:
 
 def cmd_run(args) -> int:
     from .config import Config
-    from .dynamics import Interrupted, simulate
+    from .simulate import Interrupted, simulate
+    from .storage import check_output
     config = Config.from_toml(args.config, args.set)
-    out = Path(args.output) if args.output else Path(Path(args.config).stem + ".h5")
+    out = Path(Path(args.config).stem + ".h5") if args.output is None else args.output
+    out = check_output(out, inputs=[args.config])
     try:
         run = simulate(config, out=out, progress=_show_progress(args),
                        overwrite=args.overwrite, resume=args.resume)
@@ -95,10 +116,51 @@ def format_info(run) -> str:
     return "\n".join(lines)
 
 
+def info_dict(run) -> dict:
+    """Machine-readable summary of a run (``meanfield info --json``).
+
+    Fields: ``file``, ``status``, ``message``, ``format_version``,
+    ``parameters`` (the ``/parameters`` values without the config text),
+    ``config`` (the resolved TOML), ``snapshots`` (count), ``last_step`` and
+    ``last_time`` (of the last snapshot, null if none), ``checkpoint_step``
+    (null before the first), ``writer`` ("pid N on HOST" while a process
+    writes the file, else null) and ``observables``: name -> {``records``,
+    ``last_step``, ``last_value``} (nulls when empty; non-finite values as
+    null).
+    """
+    from .storage import holder
+    params = {k: v for k, v in run.parameters.items() if k != "config"}
+    steps = run.steps
+    ck = run.checkpoint()
+    obs = {}
+    for name in run.observable_names:
+        o = run.observable(name)
+        last = float(o.value[-1]) if len(o.step) else None
+        obs[name] = {"records": int(len(o.step)),
+                     "last_step": int(o.step[-1]) if len(o.step) else None,
+                     "last_value": last if last is not None and math.isfinite(last) else None}
+    return {"file": str(run.path), "status": run.status, "message": run.message,
+            "format_version": run.format_version, "parameters": params,
+            "config": run.config_text, "snapshots": int(len(steps)),
+            "last_step": int(steps[-1]) if len(steps) else None,
+            "last_time": float(run.times[-1]) if len(steps) else None,
+            "checkpoint_step": None if ck is None else int(ck.step),
+            "writer": holder(run.path), "observables": obs}
+
+
 def cmd_info(args) -> int:
     from .storage import open_run
     with open_run(args.file) as run:
-        print(format_info(run))
+        print(json.dumps(info_dict(run), indent=1) if args.json else format_info(run))
+    return 0
+
+
+def cmd_repair(args) -> int:
+    from .storage import repair
+    if repair(args.file):
+        print(f"{args.file}: cleared the open-for-writing flag; HDF5 tools read it now")
+    else:
+        print(f"{args.file}: nothing to repair")
     return 0
 
 
@@ -106,16 +168,15 @@ PLOT_KINDS = ("loss", "particles", "both")
 
 
 def cmd_plot(args) -> int:
-    import os
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.backend_bases import FigureCanvasBase
 
     from .plotting import loss_curves, particle_trajectories
-    from .storage import open_run
-    out = Path(args.output) if args.output else Path(args.file).with_suffix(".png")
+    from .storage import check_output, open_run, replacing
+    out = Path(args.file).with_suffix(".png") if args.output is None else args.output
+    out = check_output(out, inputs=[args.file], what="figure")
     fmt = out.suffix.lstrip(".").lower()
     if fmt not in FigureCanvasBase.get_supported_filetypes():
         raise InputError(f"{out}: unknown figure format {out.suffix or '(no suffix)'!r} "
@@ -133,14 +194,10 @@ def cmd_plot(args) -> int:
             draw(run, ax=ax)
         fig.suptitle(f"{Path(args.file).name}: m = {run.parameters['m']}, "
                      f"alpha = {run.alpha:g}, {run.status}")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.{fmt}")
     try:
-        fig.savefig(tmp, dpi=120, format=fmt)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        with replacing(out) as tmp:
+            fig.savefig(tmp, dpi=120, format=fmt)
     finally:
-        tmp.unlink(missing_ok=True)
         plt.close(fig)
     print(f"wrote {out}")
     return 0
@@ -164,11 +221,26 @@ def cmd_certify(args) -> int:
     return 0
 
 
+def cmd_gram(args) -> int:
+    from .gram import format_gram_report, gram_report
+    from .storage import open_run
+    with open_run(args.file) as run:
+        report = gram_report(run)
+    print(json.dumps(report) if args.json else format_gram_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="meanfield", description=__doc__.split("\n")[0])
+    from . import __version__
+    from .sweep.commands import add_parsers as add_sweep_parsers
+    parser = _Parser(prog="meanfield", description=__doc__.split("\n")[0],
+                     epilog=__doc__[__doc__.index("Exit status"):].replace(" (EXIT_CODES)", ""),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"meanfield {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("run", help="simulate one config and write its HDF5 file")
+    p = sub.add_parser("run", help="simulate one config and write its HDF5 file",
+                       epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="TOML file describing the run")
     p.add_argument("-o", "--output", help="output file (default: CONFIG's name with .h5)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -176,13 +248,23 @@ def build_parser() -> argparse.ArgumentParser:
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue OUT from its last checkpoint (start it if it does not exist)")
-    again.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace an existing output file (the new file is built aside and "
+                            "renamed into place; a reader still holding the old one is warned "
+                            "on its next read and reads the new one)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("info", help="summarise a run file")
     p.add_argument("file")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object (fields: see meanfield.cli.info_dict)")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("repair", help="clear the open-for-writing flag a killed run left "
+                       "(as h5clear -s), after checking that no writer is alive")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser("plot", help="draw the loss curves and/or particle paths of a run file")
     p.add_argument("file")
@@ -206,13 +288,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=cmd_certify)
 
+    p = sub.add_parser("gram", help="Gram matrices of a run: lambda_0 of the infinite-width "
+                       "kernel, lambda_min of H(0) and H(T), the predicted linear rate of GD")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object (fields: see meanfield.gram.gram_report)")
+    p.set_defaults(func=cmd_gram)
+
     add_sweep_parsers(sub, _Parser)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """The console script: run one command, map its outcome to an exit status (EXIT_CODES)."""
+    _threading.apply()  # before NumPy loads
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except InputError as exc:
         print(f"meanfield: error: {exc}", file=sys.stderr)
@@ -220,6 +311,17 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("meanfield: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (info | head): say nothing more, and let the
+        # interpreter's final flush of stdout go nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+    except Exception as exc:
+        from .storage import WriteFailed
+        if not isinstance(exc, WriteFailed):
+            raise
+        print(f"meanfield: error: {exc}", file=sys.stderr)
+        return EXIT_WRITE
 
 
 if __name__ == "__main__":  # pragma: no cover

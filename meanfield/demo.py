@@ -24,7 +24,8 @@ def demo(folder: Path = Path("data"), progress: bool = False):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .dynamics import simulate
+    from .simulate import simulate
+    from .storage.atomic import replacing
     from .plotting import loss_curves, particle_trajectories
 
     folder = Path(folder)
@@ -35,7 +36,8 @@ def demo(folder: Path = Path("data"), progress: bool = False):
     loss_curves(run, ax=left)
     left.set_title(f"mean-field regime, m = {run.parameters['m']}")
     particle_trajectories(run, ax=right)
-    fig.savefig(png, dpi=120)
+    with replacing(png) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     run.close()
     return h5, png
