@@ -160,3 +160,6 @@ def population_loss_mc(state) -> float:
     X, y = pb.cached("population_sample",
                      lambda: population_sample(pb.config, pb.data.teacher, pb.population_rng))
     return model_risk(state.particles, pb.model, X, y)
+
+
+from . import optimality  # noqa: E402,F401  (registers polar and duality_gap)

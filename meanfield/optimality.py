@@ -80,6 +80,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import entr, expit, log1p
 
 from .errors import InputError
+from .observables import register
 
 ASCENT_STARTS = 256
 """At most this many starts of the ascent for k > 2 (particle directions first)."""
@@ -416,3 +417,44 @@ def insert_neuron(P, direction, sign, scale) -> np.ndarray:
     row = scale * np.append(direction, sign)
     grown = np.sqrt((m + 1) / m) * P if m else P.reshape(0, len(row))
     return np.ascontiguousarray(np.vstack([grown, row]))
+
+
+# ------------------------------------------------------------------ observables
+def _certifiable(problem) -> bool:
+    """Runs whose objective J is the training-set one of a relu network (``gd``)."""
+    cfg = problem.config
+    return (getattr(cfg.model, "kind", "network") == "network" and cfg.model.activation == "relu"
+            and cfg.train.model == "network" and cfg.train.algorithm == "gd")
+
+
+def _series_attrs(problem) -> dict:
+    cfg = problem.config
+    return {"exact": bool(cfg.data.d + cfg.model.bias <= 2),
+            "bound": float(cfg.alpha * cfg.train.weight_decay), "data": "training set"}
+
+
+def _state_certificate(state) -> Certificate:
+    """The certificate of ``state`` (computed once per step for both observables)."""
+    cache = state.problem.cache
+    if cache.get("certificate_step") != state.step:
+        problem = state.problem.cached(
+            "certificate_problem", lambda: Problem.from_config(state.problem.config,
+                                                               state.problem.data))
+        cache["certificate"] = certificate_of(problem, state.particles)
+        cache["certificate_step"] = state.step
+    return cache["certificate"]
+
+
+@register("polar", "max over unit u of |(1/n) sum_j z_j relu(u . x_j)|, z_j = -loss'(f(x_j)); "
+          "globally optimal iff <= bound = alpha * weight_decay (at a stationary point)",
+          applies=_certifiable, attrs=_series_attrs)
+def polar_observable(state) -> float:
+    """The polar of the residuals (exact for d (+1 with bias) <= 2, else a lower bound)."""
+    return _state_certificate(state).polar
+
+
+@register("duality_gap", "J - D(t z) / alpha^2 >= J - inf J over measures (certified if exact)",
+          applies=_certifiable, attrs=_series_attrs)
+def duality_gap_observable(state) -> float:
+    """The duality gap of :func:`certificate_of`."""
+    return _state_certificate(state).gap

@@ -266,7 +266,8 @@ def test_an_array_needs_data_and_config():
 @pytest.fixture(scope="module")
 def run_file(tmp_path_factory):
     """A stored GD run with weight decay in d = 2 (three snapshots)."""
-    from meanfield import Config, simulate
+    from meanfield.config import Config
+    from meanfield.simulate import simulate
     cfg = Config.from_dict({"model": {"m": 12}, "data": {"d": 2, "n_train": 40, "teacher_m": 3},
                             "scaling": {"alpha": 1.5}, "train": {"steps": 400, "lr": 0.5,
                                                                  "weight_decay": 1e-2},
@@ -277,6 +278,8 @@ def run_file(tmp_path_factory):
 
 
 def test_certify_a_run_uses_its_config_data_and_snapshots(run_file):
+    import h5py
+
     from meanfield import open_run
     with open_run(run_file) as run:
         certs = [certify(run, snapshot=k) for k in range(3)]
@@ -287,8 +290,34 @@ def test_certify_a_run_uses_its_config_data_and_snapshots(run_file):
         assert certs[1].bound == pytest.approx(1.5e-2)
         with pytest.raises(InputError, match="snapshot 3 out of range: the run has 3 snapshots"):
             certify(run, snapshot=3)
+        for name, field in (("polar", "polar"), ("duality_gap", "gap")):
+            obs = run.observable(name)
+            np.testing.assert_array_equal(obs.step, run.steps)
+            np.testing.assert_allclose(obs.value, [getattr(c, field) for c in certs],
+                                       rtol=1e-12)
+    with h5py.File(run_file, "r") as h5:
+        for name in ("polar", "duality_gap"):
+            attrs = h5[f"observables/{name}"].attrs
+            assert bool(attrs["exact"]) and attrs["bound"] == pytest.approx(1.5e-2)
     assert all(c.exact and c.gap >= 0 for c in certs)
     assert certs[-1].gap < certs[0].gap
+
+
+def test_observables_only_for_gd_relu_runs_and_inexact_above_the_plane(tmp_path):
+    import h5py
+
+    from meanfield.simulate import simulate
+    base = {"model": {"m": 6}, "data": {"d": 4, "n_train": 20}, "train": {"steps": 20},
+            "record": {"every": 10, "snapshot_every": 10}}
+    simulate(base, out=tmp_path / "d4.h5").close()
+    with h5py.File(tmp_path / "d4.h5", "r") as h5:
+        assert not bool(h5["observables/duality_gap"].attrs["exact"])
+    with simulate(base) as run:
+        assert np.all(run.observable("duality_gap").value >= 0)
+    for change in ({"train": {"steps": 20, "algorithm": "population"}},
+                   {"model": {"m": 6, "activation": "tanh"}}):
+        with simulate({**base, **change}) as run:
+            assert "polar" not in run.observable_names
 
 
 def _cli(*args, cwd):
