@@ -9,7 +9,8 @@ import math
 import numpy as np
 from numba import prange
 
-from .jit import jit, jit_parallel
+from . import vecmath as vm
+from .jit import jit, jit_parallel, jit_vector
 
 RELU, SIGMOID, TANH, SOFTPLUS, ERF, LINEAR = 0, 1, 2, 3, 4, 5
 SQUARED, LOGISTIC = 0, 1
@@ -35,13 +36,13 @@ def softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@jit
+@jit_vector
 def act_rows(k, s, ds):
     """In place over 1-D arrays: ``s <- act_k(s)``, ``ds <- act_k'(s)`` (relu'(0) = 0).
 
     The branch on ``k`` is taken once, outside the loops: each activation has
-    its own straight-line loop, which LLVM vectorises (with Intel's SVML when
-    Numba finds it, for the transcendental functions).
+    its own straight-line loop, which LLVM vectorises (the transcendental
+    functions are those of :mod:`meanfield.kernels.vecmath`).
     """
     n = s.shape[0]
     if k == RELU:
@@ -53,28 +54,28 @@ def act_rows(k, s, ds):
     elif k == SIGMOID:
         for i in range(n):
             z = s[i]
-            e = math.exp(-abs(z))
+            e = vm.exp(-abs(z))
             q = 1.0 / (1.0 + e)
             v = q if z >= 0.0 else e * q
             s[i] = v
             ds[i] = v * (1.0 - v)
     elif k == TANH:
         for i in range(n):
-            t = math.tanh(s[i])
+            t = vm.tanh(s[i])
             s[i] = t
             ds[i] = 1.0 - t * t
     elif k == SOFTPLUS:
         for i in range(n):
             z = s[i]
-            e = math.exp(-abs(z))
+            e = vm.exp(-abs(z))
             q = 1.0 / (1.0 + e)
-            s[i] = max(z, 0.0) + math.log1p(e)
+            s[i] = max(z, 0.0) + vm.log1p(e)
             ds[i] = q if z >= 0.0 else e * q
     elif k == ERF:
         for i in range(n):
             z = s[i]
-            s[i] = math.erf(z)
-            ds[i] = _TWO_OVER_SQRT_PI * math.exp(-z * z)
+            s[i] = vm.erf(z)
+            ds[i] = _TWO_OVER_SQRT_PI * vm.exp(-z * z)
     else:
         for i in range(n):
             ds[i] = 1.0

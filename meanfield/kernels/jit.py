@@ -5,6 +5,14 @@ Every kernel is compiled lazily (no eager signatures), in float64, with
 (``NUMBA_CACHE_DIR`` chooses where) instead of compiling.
 
 * :data:`jit` compiles scalar helpers and loops that call no parallel kernel.
+* :data:`jit_vector` compiles the elementwise functions meant to vectorise: with
+  NumPy's error model a float division by zero gives inf or nan instead of raising
+  ZeroDivisionError, so the division carries no branch to an exception path, which
+  would keep LLVM from vectorising the loop around it.
+* :data:`jit_inline` compiles the scalar functions that those loops call
+  (:mod:`meanfield.kernels.vecmath`): inlined into the caller by Numba itself,
+  since LLVM would leave a call that is too large for its inliner, and a call
+  in the loop body keeps the loop scalar.
 * :func:`threads_for` runs small ``prange`` loops on one thread (and
   :mod:`meanfield._threading` keeps idle OpenMP and BLAS threads from
   spinning on each other's cores).
@@ -23,6 +31,8 @@ from numba.core.errors import NumbaPerformanceWarning
 
 jit = njit(cache=True)
 jit_parallel = njit(cache=True, parallel=True)
+jit_vector = njit(cache=True, error_model="numpy")
+jit_inline = njit(cache=True, error_model="numpy", inline="always")
 
 PARALLEL_MIN_WORK = 1 << 17
 """Elementwise operations per parallel loop below which a kernel runs on one
