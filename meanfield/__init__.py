@@ -22,7 +22,9 @@ and a run kept in memory does not load h5py or the sweep machinery."""
 def __getattr__(name):
     if name in _LAZY:
         import importlib
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # over the submodule of the same name the import just bound
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Config", "Dataset", "InputError", "Run", "open_run", "run_sweep", "simulate",
