@@ -23,15 +23,11 @@ import sys
 import threading
 import time
 
-import numpy as np
-from tqdm import tqdm
-
-from . import _threading, algorithms, observables
-from .config import as_config
-from .data import make_dataset
+from . import _threading
 from .errors import InputError
-from .recorders import HDF5Recorder, MemoryRecorder, Recorder
-from .state import seed_streams
+
+# The engine's modules load NumPy: they are imported when a run starts, after
+# _threading.apply(), so that `import meanfield` leaves the runtimes unloaded.
 
 WORK_PER_CHUNK = 5e7
 """Target work (about n m D operations) of one compiled chunk: bounds the time between
@@ -117,8 +113,13 @@ def simulate(config, out=None, *, data=None, callback=None, progress: bool = Fal
     'completed'
     """
     _threading.apply()
+    from tqdm import tqdm
+
+    from . import algorithms
+    from .config import as_config, check_memory
     inputs = (config,) if isinstance(config, (str, os.PathLike)) else ()
     config = as_config(config)
+    check_memory(config)
     algorithm = algorithms.get(config.train.algorithm)
     with _SignalCatcher() as signals:
         recorder, state = _start(config, algorithm, out, data, overwrite, resume, inputs)
@@ -140,6 +141,7 @@ def simulate(config, out=None, *, data=None, callback=None, progress: bool = Fal
 
 
 def _recorder(out, overwrite, inputs):
+    from .recorders import HDF5Recorder, MemoryRecorder, Recorder
     if out is None:
         return MemoryRecorder()
     if isinstance(out, (str, os.PathLike)):
@@ -155,6 +157,10 @@ def _start(config, algorithm, out, data, overwrite, resume, inputs):
     (run, None) when the resumed file already ended.  A new run is
     checkpointed at step 0 before anything else.
     """
+    from . import observables
+    from .data import make_dataset
+    from .recorders import HDF5Recorder
+    from .state import seed_streams
     streams = seed_streams(config.run.seed)
     recorder = None
     if resume and isinstance(out, (str, os.PathLike)) and os.path.exists(out):
@@ -197,11 +203,13 @@ def _next_end(k, config, chunk):
 
 def _snapshot(recorder, state, names):
     """Store the particles and the snapshot observables of ``state``."""
+    from . import observables
     recorder.snapshot(state.step, state.particles, names, observables.at_snapshot(state, names))
 
 
 def _loop(state, algorithm, recorder, callback, bar, signals):
     """Advance to the end, chunk by chunk; returns (status, message)."""
+    from . import observables
     pb = state.problem
     config = pb.config
     rec, steps = config.record, config.train.steps
@@ -216,7 +224,7 @@ def _loop(state, algorithm, recorder, callback, bar, signals):
         recorder.rows(recorded, state.records.steps, state.records.values)
         bar.update(state.step - before)
         if state.diverged:
-            recorder.snapshot(state.step, state.particles, [], np.empty(0))
+            recorder.snapshot(state.step, state.particles, [], ())
             return "diverged", f"training loss became non-finite or exploded at step {state.step}"
         k = state.step
         if k > before and (k % rec.snapshot_every == 0 or k == steps):

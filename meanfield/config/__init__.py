@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..scaling import resolve_alpha
+from .resources import check_memory, estimate_memory
 from .sections import (
     ALGORITHMS, COMPRESSIONS, MAX_STEPS, DataConfig, InitConfig, LossConfig, ModelConfig,
     RecordConfig, RunConfig, ScalingConfig, TrainConfig, build_section,
@@ -43,7 +44,7 @@ from .tomlio import (
 __all__ = [
     "Config", "as_config", "ModelConfig", "ScalingConfig", "InitConfig", "DataConfig",
     "LossConfig", "TrainConfig", "RecordConfig", "RunConfig", "ALGORITHMS", "COMPRESSIONS",
-    "MAX_STEPS", "apply_overrides", "dumps_toml", "parse_toml", "read_toml",
+    "MAX_STEPS", "check_memory", "estimate_memory", "apply_overrides", "dumps_toml", "parse_toml", "read_toml",
     "resolve_paths", "toml_value",
 ]
 
