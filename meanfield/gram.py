@@ -26,7 +26,13 @@ The empirical Gram :math:`H(t)` of particles is
 
 The observables (:func:`gram_lambda_min`, :func:`gram_change`, :func:`pattern_flips`,
 :func:`max_relative_move`) are plain functions of the particles P, the initial
-particles P0 and the training inputs X.
+particles P0 and the training inputs X.  They are also registered as snapshot
+observables of the same names (:mod:`meanfield.observables`), recorded with every
+particle snapshot of a two-layer network trained by full-batch descent (``gd``,
+``ggn``), on the first :data:`GRAM_POINTS` training inputs; ``gram_lambda_min`` and
+``gram_change`` share one Gram matrix per snapshot.  Cost per snapshot at n points and
+m particles: two n x m x n GEMMs and one symmetric eigenvalue problem of size n (plus a
+Lanczos-free pair of extreme eigenvalues for the change).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from . import validate
 from .errors import InputError
 from .kernels.closed_forms import arccos_moments
 from .lazy.ntk import LAYERS, analytic_ntk_for, empirical_ntk, lambda_min, split
+from .observables import register
 
 __all__ = ["h_inf", "gram_spectrum", "gram_lambda_min", "gram_change", "pattern_flips",
            "max_relative_move", "gram_report", "format_gram_report"]
@@ -149,10 +156,8 @@ def gram_lambda_min(P, X, activation="relu", layers="both"):
 
 def _spectral_norm(A):
     """Largest |eigenvalue| of a symmetric matrix (its 2-norm)."""
-    n = A.shape[0]
-    lo = scipy.linalg.eigvalsh(A, subset_by_index=[0, 0])[0]
-    hi = scipy.linalg.eigvalsh(A, subset_by_index=[n - 1, n - 1])[0]
-    return float(max(abs(lo), abs(hi)))
+    w = scipy.linalg.eigvalsh(A)
+    return float(max(abs(w[0]), abs(w[-1])))
 
 
 def gram_change(P, P0, X, activation="relu", H0=None, layers="both"):
@@ -312,3 +317,68 @@ def format_gram_report(report) -> str:
              f"bound at T      {num(report['bound_at_T'])}  "
              f"((1 - eta lambda_0 / 2)^k over the run)"]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------- snapshot observables of a run
+GRAM_POINTS = 1000
+"""Training inputs (the first ones) on which the snapshot observables form the Gram matrix."""
+
+
+def _gradient_descent(problem) -> bool:
+    """Two-layer network runs trained by full-batch descent (``gd``, ``ggn``)."""
+    cfg = problem.config
+    return (getattr(cfg.model, "kind", "network") == "network" and cfg.train.model == "network"
+            and cfg.train.algorithm in ("gd", "ggn"))
+
+
+def _gram_attrs(problem) -> dict:
+    return {"points": int(min(GRAM_POINTS, problem.data.x_train.shape[0])),
+            "data": "training set", "layers": "both"}
+
+
+def _gram_inputs(problem):
+    return problem.cached("gram_inputs", lambda: np.ascontiguousarray(
+        problem.data.x_train[:GRAM_POINTS], dtype=np.float64))
+
+
+def _state_gram(state):
+    """H(t) of ``state`` (computed once per step for the observables that need it)."""
+    pb = state.problem
+    if pb.cache.get("gram_step") != state.step:
+        pb.cache["gram"] = empirical_ntk(state.particles, _gram_inputs(pb),
+                                         activation=pb.config.model.activation)
+        pb.cache["gram_step"] = state.step
+    return pb.cache["gram"]
+
+
+@register("gram_lambda_min", "lambda_min of the empirical Gram H(t) (both layers) on the "
+          "training inputs", applies=_gradient_descent, attrs=_gram_attrs)
+def gram_lambda_min_observable(state) -> float:
+    """:func:`gram_lambda_min` of the run's particles on its training inputs."""
+    return lambda_min(_state_gram(state))
+
+
+@register("gram_change", "|H(t) - H(0)|_2 / |H(0)|_2, relative change of the empirical Gram "
+          "on the training inputs", applies=_gradient_descent, attrs=_gram_attrs)
+def gram_change_observable(state) -> float:
+    """:func:`gram_change` of the run's particles on its training inputs."""
+    pb = state.problem
+    H0 = pb.cached("gram0", lambda: empirical_ntk(pb.P0, _gram_inputs(pb),
+                                                  activation=pb.config.model.activation))
+    norm0 = pb.cached("gram0_norm", lambda: _spectral_norm(H0))
+    return _spectral_norm(_state_gram(state) - H0) / norm0 if norm0 > 0 else math.nan
+
+
+@register("pattern_flips", "fraction of (particle, training input) activation signs "
+          "changed since initialisation", applies=_gradient_descent, attrs=_gram_attrs)
+def pattern_flips_observable(state) -> float:
+    """:func:`pattern_flips` of the run's particles on its training inputs."""
+    pb = state.problem
+    return pattern_flips(state.particles, pb.P0, _gram_inputs(pb))
+
+
+@register("max_relative_move", "max_i |w_i(t) - w_i(0)| / |w_i(0)|",
+          applies=_gradient_descent)
+def max_relative_move_observable(state) -> float:
+    """:func:`max_relative_move` of the run's particles."""
+    return max_relative_move(state.particles, state.problem.P0)

@@ -163,3 +163,4 @@ def population_loss_mc(state) -> float:
 
 
 from . import optimality  # noqa: E402,F401  (registers polar and duality_gap)
+from . import gram  # noqa: E402,F401  (registers gram_lambda_min, gram_change, ...)

@@ -172,6 +172,7 @@ def monte_carlo_ntk(x1, x2, activation, bias, tau, c_init, N, rng, a_init="gauss
     b = tau * rng.standard_normal(N) if bias else np.zeros(N)
     c = {"gaussian": lambda: rng.standard_normal(N),
          "sign": lambda: rng.choice([-1.0, 1.0], N),
+         "uniform": lambda: rng.uniform(0.0, 1.0, N),
          "zero": lambda: np.zeros(N)}[c_init]() * tau
     z1, z2 = a @ x1 + b, a @ x2 + b
     g = c * c * ds(z1) * ds(z2) * (x1 @ x2 + (1.0 if bias else 0.0)) + s(z1) * s(z2)
@@ -180,7 +181,7 @@ def monte_carlo_ntk(x1, x2, activation, bias, tau, c_init, N, rng, a_init="gauss
 
 @pytest.mark.parametrize("activation,bias,tau,c_init,a_init", [
     ("relu", False, 1.0, "gaussian", "gaussian"), ("relu", True, 0.7, "sign", "gaussian"),
-    ("relu", True, 1.2, "gaussian", "standard"),
+    ("relu", True, 1.2, "gaussian", "standard"), ("relu", False, 0.8, "uniform", "standard"),
     ("erf", False, 1.5, "gaussian", "gaussian"), ("erf", True, 1.0, "zero", "gaussian"),
     ("erf", False, 0.5, "sign", "standard"),
     ("linear", True, 0.8, "gaussian", "gaussian")])

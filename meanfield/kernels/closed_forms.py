@@ -273,7 +273,7 @@ def arcsine_moments(U, V=None):
     Examples
     --------
     >>> ss, dd = arcsine_moments([[0.0]])
-    >>> ss.tolist(), round(dd[0, 0] * 3.141592653589793, 12)
+    >>> ss.tolist(), round(float(dd[0, 0]) * 3.141592653589793, 12)
     ([[0.0]], 4.0)
     """
     U, V = _pair(U, V)

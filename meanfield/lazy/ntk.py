@@ -32,6 +32,9 @@ __all__ = ["empirical_ntk", "analytic_ntk", "analytic_ntk_for", "ANALYTIC_ACTIVA
 ANALYTIC_ACTIVATIONS = ("relu", "erf", "linear")
 """Activations for which :func:`analytic_ntk` has a closed form."""
 
+C_MOMENTS = {"gaussian": 1.0, "sign": 1.0, "uniform": 1.0 / 3.0, "zero": 0.0}
+"""E[c^2] / tau^2 for each ``init.c``: N(0, 1), +-1, U(0, 1), 0."""
+
 LAYERS = ("both", "first", "second")
 """Parts of the tangent kernel: gradients in every parameter, in (a, b) only, in c only."""
 
@@ -132,8 +135,9 @@ def _check_init(activation, tau, c_init, a_init, b_init):
     if a_init not in ("gaussian", "standard"):
         raise InputError(f"analytic_ntk: init.a = {a_init!r} has no closed form "
                          f"(only init.a = 'gaussian' or 'standard')")
-    if c_init not in ("gaussian", "sign", "zero"):
-        raise InputError(f"analytic_ntk: init.c = {c_init!r} is not one of gaussian, sign, zero")
+    if c_init not in C_MOMENTS:
+        raise InputError(f"analytic_ntk: init.c = {c_init!r} is not one of "
+                         f"{', '.join(C_MOMENTS)}")
     if b_init not in ("gaussian", "zero"):
         raise InputError(f"analytic_ntk: init.b = {b_init!r} is not one of gaussian, zero")
     return validate.positive("analytic_ntk: tau", tau)
@@ -153,8 +157,9 @@ def analytic_ntk(X1, X2=None, activation="relu", bias=False, tau=1.0, c_init="ga
 
     For particles :math:`a \sim N(0, \tau^2 I_d / d)` (``a_init="gaussian"``) or
     :math:`N(0, \tau^2 I_d)` (``"standard"``), :math:`b \sim N(0, \tau^2)` (or 0), and c
-    independent with :math:`E c^2 = \tau^2` (``gaussian``, ``sign``) or :math:`c = 0`
-    (``zero``), the limit of :func:`empirical_ntk` as :math:`m \to \infty` is
+    independent with :math:`E c^2 = \tau^2` (``gaussian``, ``sign``), :math:`\tau^2 / 3`
+    (``uniform``) or :math:`c = 0` (``zero``), the limit of :func:`empirical_ntk` as
+    :math:`m \to \infty` is
 
     .. math::
 
@@ -183,7 +188,7 @@ def analytic_ntk(X1, X2=None, activation="relu", bias=False, tau=1.0, c_init="ga
         Whether the particles carry a bias (adds the ``+1`` of the b-gradient).
     tau : float
         Initialisation scale.
-    c_init : {"gaussian", "sign", "zero"}
+    c_init : {"gaussian", "sign", "uniform", "zero"}
     a_init : {"gaussian", "standard"}
         ``"sphere"`` (a uniform on the unit sphere) has no closed form here.
     b_init : {"gaussian", "zero"}
@@ -222,7 +227,7 @@ def analytic_ntk(X1, X2=None, activation="relu", bias=False, tau=1.0, c_init="ga
         G = X1 @ X2.T
         if bias:
             G += 1.0
-        K += tau * tau * dd * G
+        K += C_MOMENTS[c_init] * tau * tau * dd * G
     if layers != "first":
         K += ss
     return K
