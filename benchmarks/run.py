@@ -5,7 +5,7 @@
     python benchmarks/run.py [--quick] [-o data/benchmarks.csv]
 
 For every case, in one process and one run: seconds per step of meanfield's
-compiled whole-run loop (:func:`meanfield.kernels.train_chunk`), the ratio of
+engine (``meanfield.algorithms.<name>.advance``: compiled chunk loops), the ratio of
 that to one NumPy GEMM of the case's (n, m, d) shape, to the plain NumPy step
 of ``tests/reference.py`` (the implementation the kernels are tested against)
 and, when ``torch`` is installed (``pip install '.[bench]'``), to a PyTorch
@@ -30,18 +30,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import meanfield  # noqa: F401  (first, as the `meanfield` command: see meanfield/_threading.py)
-import numpy as np
+from meanfield import _threading
+
+_threading.apply()  # before NumPy loads, as the `meanfield` command does
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import reference as ref  # noqa: E402  (the plain NumPy implementation of the equations)
 
-from meanfield import Config, simulate  # noqa: E402
-from meanfield.activations import IDS as ACT  # noqa: E402
-from meanfield.kernels import GD, N_OBSERVABLES, POPULATION, SGD, SQUARED, train_chunk  # noqa: E402
-from meanfield.kernels.jit import parallel_work, threads_for  # noqa: E402
+from meanfield import Config, Dataset, algorithms, simulate  # noqa: E402
+from meanfield.state import seed_streams  # noqa: E402
 
 try:
     import torch
@@ -131,21 +132,23 @@ class Case:
 
     # ------------------------------------------------------------------ meanfield
     def meanfield(self, steps):
-        """``steps`` steps of meanfield's compiled loop, without recording.
+        """``steps`` steps of meanfield's engine, without recording.
 
-        (Steps 1 to ``steps``, recording every ``steps + 1``: no step records.)
+        ``algorithm.advance``: the compiled chunk loop and, for SGD, the fresh
+        batches drawn in bulk.  (Records every 10^15 steps: only step 0 records,
+        in the warm-up call.)
         """
-        algorithm = {"gd": GD, "sgd": SGD, "population": POPULATION}[self.algorithm]
-        obs = np.empty((0, N_OBSERVABLES))
-        P = self.P.copy()
-        work = parallel_work(self.algorithm, self.m, self.n, self.T.shape[0])
-
-        def run():
-            with threads_for(work):
-                train_chunk(P, self.P, False, self.X, self.y, self.X, self.y, self.T,
-                            ACT["relu"], False, 0.0, True, True, algorithm, self.n, ACT["relu"],
-                            SQUARED, 1.0, 0.0, LR, 0.0, 1, 1, steps, steps + 1, obs)
-        return run
+        algorithm = algorithms.get(self.algorithm)
+        rows = len(self.y)
+        cfg = Config.from_dict({
+            "model": {"m": self.m}, "data": {"d": self.d, "n_train": rows, "n_test": rows,
+                                             "teacher_m": self.T.shape[0]},
+            "train": {"algorithm": self.algorithm, "batch_size": self.n, "lr": LR,
+                      "steps": 10 ** 15}, "record": {"every": 10 ** 15}})
+        state = algorithm.init(cfg, Dataset(self.X, self.y, self.X, self.y, self.T),
+                               seed_streams(1))
+        state.particles[:] = self.P
+        return lambda: algorithm.advance(state, steps)
 
     # ---------------------------------------------------------------------- numpy
     def numpy_step(self):
