@@ -241,3 +241,14 @@ def test_observables():
     assert margin == pytest.approx(s[-1] - 0.01 * np.sqrt(6))
     assert dl.deficiency_margin(np.zeros((2, 3)), target)[1] < 0
     assert dl.balancedness(dl.Network.from_layers([np.eye(2)])) == 0.0
+
+
+def test_linear_teacher():
+    X, Y, teacher = dl.linear_teacher(500, 4, 2, 0.0, np.random.default_rng(5), whiten=True)
+    np.testing.assert_allclose(X.T @ X / 500, np.eye(4), atol=1e-12)
+    np.testing.assert_allclose(Y, X @ teacher.T, atol=1e-12)
+    X, Y, teacher = dl.linear_teacher(4000, 3, 1, 0.5, np.random.default_rng(6), scales=[1, 2, 3])
+    np.testing.assert_allclose(X.std(axis=0), [1, 2, 3], rtol=0.05)
+    assert np.std(Y - X @ teacher.T) == pytest.approx(0.5, rel=0.05)
+    with pytest.raises(InputError, match="noise"):
+        dl.linear_teacher(10, 3, 1, -1.0, np.random.default_rng(0))

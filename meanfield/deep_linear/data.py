@@ -2,7 +2,11 @@
 
 x ~ N(0, diag(s)^2) with scales s_i (1 by default; a spread of scales makes
 the problem ill-conditioned), y = Phi* x + noise * xi, xi ~ N(0, I_k),
-and Phi* (k, d) with entries N(0, 1 / d).
+and Phi* (k, d) with entries N(0, 1 / d).  ``whiten`` replaces X by
+X (X^T X / n)^(-1/2) before the labels are made, so that the empirical
+covariance is exactly I_d and the squared loss is
+|W_e - Phi|_F^2 / 2 + const, Phi the least-squares solution (the setting of
+the deficiency-margin analysis).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 
 
-def linear_teacher(n: int, d: int, k: int, noise: float, rng, scales=None):
+def linear_teacher(n: int, d: int, k: int, noise: float, rng, scales=None, whiten=False):
     """(X (n, d), Y (n, k), Phi* (k, d)) drawn from ``rng`` in that order."""
     if min(n, d, k) < 1:
         raise InputError(f"linear teacher needs n, d, k >= 1, got {n}, {d}, {k}")
@@ -20,6 +24,11 @@ def linear_teacher(n: int, d: int, k: int, noise: float, rng, scales=None):
         raise InputError(f"data.noise = {noise!r}: expected a number >= 0")
     scales = np.ones(d) if scales is None else np.asarray(scales, dtype=np.float64)
     X = rng.standard_normal((n, d)) * scales
+    if whiten:
+        if n < d:
+            raise InputError(f"whitened inputs need n >= d, got n = {n}, d = {d}")
+        lam, v = np.linalg.eigh(X.T @ X / n)
+        X = X @ (v / np.sqrt(lam)) @ v.T
     teacher = rng.standard_normal((k, d)) / np.sqrt(d)
     Y = X @ teacher.T + noise * rng.standard_normal((n, k))
     return X, Y, teacher
