@@ -15,6 +15,7 @@ import pytest
 import reference as ref
 from meanfield.kernels.elementwise import ERF, LOGISTIC, RELU, SIGMOID, SQUARED, TANH
 from meanfield.kernels.population import (
+    BLOCK_ELEMS,
     pair_kernel,
     pair_kernel_grad,
     population_risk,
@@ -317,3 +318,16 @@ def test_relu_gaussian_against_the_numpy_closed_form(alpha, lam):
     R_ref, V_ref = ref.relu_population_velocity(P, T, alpha, lam)
     assert R == pytest.approx(R_ref, rel=1e-12)
     assert np.max(np.abs(V - V_ref)) < 1e-12 * np.max(np.abs(V_ref))
+
+
+def test_several_row_blocks_against_the_numpy_closed_form():
+    """m + m0 large enough for two row blocks of the pair sums (the last one partial)."""
+    m, m0 = 2100, 7
+    assert BLOCK_ELEMS // (m + m0) < m + m0 < 2 * (BLOCK_ELEMS // (m + m0))
+    P, T = teacher_student(4, m, m0, seed=12)
+    V = np.empty_like(P)
+    R = pop_risk_velocity(P, T, RELU, 2.0, 0.1, 0.0, False, V)
+    R_ref, V_ref = ref.relu_population_velocity(P, T, 2.0, 0.1)
+    assert R == pytest.approx(R_ref, rel=1e-12)
+    assert np.max(np.abs(V - V_ref)) < 1e-12 * np.max(np.abs(V_ref))
+    assert pop_risk(P, T, RELU, 2.0, 0.0, False) == pytest.approx(R_ref, rel=1e-12)

@@ -20,7 +20,9 @@ Every kernel is compiled lazily (no eager signatures), in float64, with
   calls one that has*: a cached non-parallel function calling a parallel one
   can crash when it is loaded back from the cache (numba issue #8578), so
   the whole calling chain is compiled as parallel.  Numba's warning that a
-  caller of this kind has nothing of its own to parallelise is silenced.
+  caller of this kind has nothing of its own to parallelise is expected;
+  :func:`quiet_numba` silences it where kernels are compiled (inside
+  :func:`threads_for` always), without a process-wide filter.
 """
 
 import warnings
@@ -64,10 +66,17 @@ def threads_for(work):
     if work < PARALLEL_MIN_WORK:
         set_num_threads(1)
     try:
-        yield
+        with quiet_numba():
+            yield
     finally:
         set_num_threads(saved)
 
 
-warnings.filterwarnings("ignore", category=NumbaPerformanceWarning,
-                        message=r"(?s).*parallel=True.*no transformation")
+@contextmanager
+def quiet_numba():
+    """Silence, inside the block only, Numba's note that a ``jit_parallel`` caller has
+    nothing of its own to parallelise (issued when such a kernel is compiled)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=NumbaPerformanceWarning,
+                                message=r"(?s).*parallel=True.*no transformation")
+        yield

@@ -66,24 +66,30 @@ Closed forms (:math:`\vartheta` = angle between u and v):
 
 Both gradients have the form :math:`\beta(u, v)\, v + \gamma(u, v)\, u`, so the velocity
 sums are one GEMM, :math:`\sum_l \omega_l \beta_{il} b_l`, plus a per-particle multiple of
-:math:`a_i`.  Cost per evaluation: the Gram matrix :math:`B_{:m+m_0} B^T` (one GEMM,
-:math:`O((m + m_0)^2 d)`), :math:`O((m + m_0)^2)` elementwise work in ``prange`` over rows,
-and one more GEMM for the gradients; no sample is drawn.  Every reduction runs in a fixed
+:math:`a_i`.  Cost per evaluation, by blocks of rows of B: the inner products of the
+block with every row (one GEMM), the kernel entries (elementwise, in ``prange`` over rows)
+and the block's part of the gradient sums (one more GEMM): :math:`O((m + m_0)^2 d)` time,
+:math:`O(\text{block} \cdot (m + m_0))` memory; no sample is drawn.  The scalar
+closed forms come from :mod:`meanfield.kernels.closed_forms`.  Every reduction runs in a fixed
 order, so results do not depend on the number of threads.
 """
 
-import math
+from collections import namedtuple
 
 import numpy as np
 from numba import prange
 
-from .jit import jit, jit_parallel
+from .blas import gemm
+from .closed_forms import erf_entry, relu_entry
 from .elementwise import ERF, RELU, SQUARED
+from .jit import jit, jit_parallel
 
-_PI = math.pi
-_INV_2PI = 1.0 / (2.0 * math.pi)
-_TWO_OVER_PI = 2.0 / math.pi
-_FOUR_OVER_PI = 4.0 / math.pi
+BLOCK_ELEMS = 1 << 22
+"""Entries of the one (row block, m + m0) buffer of the pair sums (32 MiB)."""
+
+_Pairs = namedtuple("_Pairs", ["act", "scale", "B", "sq", "w", "ngrad"])
+"""What the pair sums read: activation id, input-law factor, stacked weights B, their
+squared norms, the signed weights omega and the number of rows that need gradients."""
 
 _ACT_NAMES = {"relu": RELU, "erf": ERF}
 _LOSS_NAMES = {"squared": SQUARED}
@@ -133,61 +139,11 @@ def _check(act, sphere):
 
 
 @jit
-def _relu_entry(nu2, nv2, uv, diag):
-    r"""Arc-cosine kernel terms for one pair, Gaussian inputs.
-
-    Returns :math:`(\kappa, \beta, \gamma)` with
-    :math:`\nabla_u \kappa = \beta v + \gamma u`:
-    :math:`\beta = (\pi - \vartheta) / 2\pi`, :math:`\gamma = |v| \sin\vartheta / (2\pi |u|)`.
-    ``diag`` marks u = v (the angle is then exactly 0).
-    """
-    if nu2 <= 0.0 or nv2 <= 0.0:
-        return 0.0, 0.0, 0.0
-    nu = math.sqrt(nu2)
-    nv = math.sqrt(nv2)
-    if diag:
-        c = 1.0
-    else:
-        c = uv / (nu * nv)
-        if c > 1.0:
-            c = 1.0
-        elif c < -1.0:
-            c = -1.0
-    th = math.acos(c)
-    s = math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))
-    kap = nu * nv * (s + (_PI - th) * c) * _INV_2PI
-    beta = (_PI - th) * _INV_2PI
-    gamma = nv * s / nu * _INV_2PI
-    return kap, beta, gamma
-
-
-@jit
-def _erf_entry(nu2, nv2, uv, diag):
-    r"""Arcsine kernel terms for one pair, Gaussian inputs.
-
-    Returns :math:`(\kappa, \beta, \gamma)` with
-    :math:`\nabla_u \kappa = \beta v + \gamma u`:
-    :math:`\beta = 4 / (\pi \sqrt{\Delta})`, :math:`\gamma = -\beta\, 2 u \cdot v / p_u`.
-    """
-    if diag:
-        nv2 = nu2
-        uv = nu2
-    pu = 1.0 + 2.0 * nu2
-    q = 2.0 * uv
-    den = 1.0 + 2.0 * (nu2 + nv2) + 4.0 * max(nu2 * nv2 - uv * uv, 0.0)
-    r = math.sqrt(den)
-    kap = _TWO_OVER_PI * math.atan2(q, r)
-    beta = _FOUR_OVER_PI / r
-    gamma = -beta * q / pu
-    return kap, beta, gamma
-
-
-@jit
 def _entry(act, nu2, nv2, uv, diag):
     """(kappa, beta, gamma) of one pair for activation ``act`` (Gaussian inputs)."""
     if act == RELU:
-        return _relu_entry(nu2, nv2, uv, diag)
-    return _erf_entry(nu2, nv2, uv, diag)
+        return relu_entry(nu2, nv2, uv, diag)
+    return erf_entry(nu2, nv2, uv, diag)
 
 
 @jit
@@ -296,28 +252,53 @@ def _stack(P, T, alpha):
 
 
 @jit_parallel
-def _rows(act, scale, B, w, ngrad, Kw, C, g):
-    r"""Kernel sums over all columns, for every row of the stacked weights ``B``.
+def _block(pairs, i0, Gb, Kw, g):
+    r"""Rows i0, i0 + 1, ... of the pair sums, one row of ``Gb`` each, in parallel over rows.
 
-    ``Kw[i] = sum_l omega_l kappa(b_i, b_l)``; for ``i < ngrad`` also
-    ``C[i, l] = omega_l beta_il`` and ``g[i] = sum_l omega_l gamma_il``, so that
-    ``sum_l omega_l grad_u kappa(b_i, b_l) = (C B)_i + g_i b_i``.
+    On entry ``Gb[r, l] = b_{i0+r} \cdot b_l``.  Sets
+    ``Kw[i] = sum_l omega_l kappa(b_i, b_l)``; for rows ``i < ngrad`` also
+    ``g[i] = sum_l omega_l gamma_il`` and, in place of the inner products,
+    ``Gb[r, l] = omega_l beta_il``.
     """
-    n = B.shape[0]
-    G = np.dot(B, B.T)
-    sq = _sqnorms(B)
-    for i in prange(n):
+    act, scale, sq, w, ngrad = pairs.act, pairs.scale, pairs.sq, pairs.w, pairs.ngrad
+    n = sq.shape[0]
+    for r in prange(Gb.shape[0]):
+        i = i0 + r
+        grad = i < ngrad
         ksum = 0.0
         gsum = 0.0
         for l in range(n):
-            kap, beta, gamma = _entry(act, sq[i], sq[l], G[i, l], i == l)
+            kap, beta, gamma = _entry(act, sq[i], sq[l], Gb[r, l], i == l)
             ksum += w[l] * kap
-            if i < ngrad:
-                C[i, l] = scale * w[l] * beta
+            if grad:
+                Gb[r, l] = scale * w[l] * beta
                 gsum += w[l] * gamma
         Kw[i] = scale * ksum
-        if i < ngrad:
+        if grad:
             g[i] = scale * gsum
+
+
+@jit_parallel
+def _pair_sums(pairs, Kw, g, CB):
+    r"""Kernel sums over all columns for every row of the stacked weights B, by row blocks.
+
+    ``Kw[i] = sum_l omega_l kappa(b_i, b_l)`` for every row; for ``i < ngrad`` also
+    ``g[i] = sum_l omega_l gamma_il`` and ``CB[i] = sum_l omega_l beta_il b_l``, so that
+    ``sum_l omega_l grad_u kappa(b_i, b_l) = CB_i + g_i b_i``.  Each block of rows is one
+    GEMM for its inner products, the elementwise pass and one GEMM for its part of CB:
+    memory O(block * (m + m0)), never (m + m0)^2.
+    """
+    B = pairs.B
+    n = B.shape[0]
+    rb = max(1, min(n, BLOCK_ELEMS // max(n, 1)))
+    Gb = np.empty((rb, n))
+    for i0 in range(0, n, rb):
+        r = min(rb, n - i0)
+        gemm(False, True, 1.0, B[i0:i0 + r], B, 0.0, Gb[:r])
+        _block(pairs, i0, Gb[:r], Kw, g)
+        rg = min(r, pairs.ngrad - i0)
+        if rg > 0:
+            gemm(False, False, 1.0, Gb[:rg], B, 0.0, CB[i0:i0 + rg])
 
 
 @jit
@@ -358,7 +339,8 @@ def population_risk(P, pop):
     B, w = _stack(P, pop.T, pop.alpha)
     n, d = B.shape
     Kw = np.empty(n)
-    _rows(pop.act, _scale(pop.sphere, d), B, w, 0, Kw, np.empty((0, n)), np.empty(0))
+    pairs = _Pairs(pop.act, _scale(pop.sphere, d), B, _sqnorms(B), w, 0)
+    _pair_sums(pairs, Kw, np.empty(0), np.empty((0, d)))
     return _risk_from_rows(w, Kw, pop.noise)
 
 
@@ -393,10 +375,9 @@ def population_risk_and_velocity(P, pop, V):
     n, d = B.shape
     m = P.shape[0]
     Kw = np.empty(n)
-    C = np.empty((m, n))
     g = np.empty(m)
-    _rows(pop.act, _scale(pop.sphere, d), B, w, m, Kw, C, g)
-    S = np.dot(C, B)
+    S = np.empty((m, d))
+    _pair_sums(_Pairs(pop.act, _scale(pop.sphere, d), B, _sqnorms(B), w, m), Kw, g, S)
     inv_alpha = 1.0 / alpha
     for i in range(m):
         ci = P[i, d]
