@@ -23,11 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -89,46 +84,22 @@ def run_sweep_file(toml: Path, work: Path, overrides=None, jobs: int = 1):
     meanfield.sweep.Plan
         Every point finished (completed or diverged).
     """
+    from meanfield.config import dumps_toml, read_toml
     from meanfield.sweep import plan, run_local
 
     toml = Path(toml)
-    tables = _merge(tomllib.loads(toml.read_text()), overrides or {})
+    tables = _merge(read_toml(toml, "sweep file"), overrides or {})
     if isinstance(tables.get("base"), str):
         tables["base"] = str((toml.parent / tables["base"]).resolve())
     work.mkdir(parents=True, exist_ok=True)
     planned = work / toml.name
-    planned.write_text(_to_toml(tables))
+    planned.write_text(dumps_toml(tables))
     p = plan(planned, work / toml.stem)
     t0 = time.perf_counter()
     run_local(p, jobs=jobs)
     print(f"{toml.name}: {len(p)} runs in {p.folder} ({time.perf_counter() - t0:.0f} s)",
           flush=True)
     return p
-
-
-def _to_toml(tables: dict, prefix: str = "") -> str:
-    """Nested dict of tables of scalars or lists (a sweep file) as TOML text."""
-    from meanfield.config import _toml_value
-
-    def value(v):
-        return "[" + ", ".join(value(x) for x in v) + "]" if isinstance(v, list) \
-            else _toml_value(v)
-
-    lines, subtables = [], []
-    for key, v in tables.items():
-        if isinstance(v, dict):
-            subtables.append((key, v))
-        else:
-            lines.append(f"{_key(key)} = {value(v)}")
-    text = "\n".join(lines) + ("\n" if lines else "")
-    for key, v in subtables:
-        name = f"{prefix}.{_key(key)}" if prefix else _key(key)
-        text += f"\n[{name}]\n" + _to_toml(v, name)
-    return text
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
 
 
 def write_csv(path: Path, rows: list, columns: list, digits: int = 7):
