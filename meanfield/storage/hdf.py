@@ -42,10 +42,20 @@ def open_file(path, mode="r", swmr=False, **kwargs) -> h5py.File:
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
     _set_read_attempts(fapl, _SWMR_READ_ATTEMPTS)
-    fapl.set_file_locking(False, True) if hasattr(fapl, "set_file_locking") else None
+    fapl.set_file_locking(locking(), False)  # as h5py.File(locking=...) sets it
     fid = h5py.h5f.open(os.fsencode(str(path)),
                         h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
     return h5py.File(fid)
+
+
+def refresh(obj):
+    """``H5Orefresh``: re-read an object's header (attributes) that a SWMR writer changed."""
+    try:
+        func = ctypes.CDLL(h5py.h5p.__file__).H5Orefresh
+    except (OSError, AttributeError):  # pragma: no cover - an h5py built differently
+        return
+    func.argtypes = [ctypes.c_int64]
+    func(obj.id.id)
 
 
 def _set_read_attempts(fapl, n):

@@ -16,8 +16,7 @@ from ..config import Config
 from ..data import FIELDS, Dataset
 from ..errors import InputError
 from . import layout as L
-from .hdf import open_file, write_flag
-from .lock import holder
+from .hdf import open_file, refresh
 
 Checkpoint = namedtuple("Checkpoint", "step particles initial rng_state extras",
                         defaults=(None,))
@@ -161,9 +160,8 @@ class Run:
     @property
     def status(self) -> str:
         """``running``, ``completed``, ``diverged`` or ``failed`` (as of now, for a live file)."""
-        if self._h5.swmr_mode and self.path is not None and holder(self.path) is None \
-                and not write_flag(self.path):
-            self._reopen()  # the writer has finished: see what it wrote last
+        if self._h5.swmr_mode:
+            refresh(self._file()["meanfield"])  # a writer may have finished since
         return _text(self._attrs("meanfield")["status"])
 
     @property
@@ -293,9 +291,11 @@ def _open_h5(path) -> h5py.File:
     try:
         return open_file(path, "r")
     except OSError as exc:
-        # a file open in (or left by) a SWMR writer is read in SWMR mode; other
-        # files are not, as SWMR readers skip some of HDF5's checks
-        if not any(why in str(exc) for why in ("already open for", "unable to lock file")):
+        # a file open in (or left by) a SWMR writer is read in SWMR mode (so is one this
+        # process holds so: its access flags "don't match" a plain open); other files are
+        # not, as SWMR readers skip some of HDF5's checks
+        if not any(why in str(exc) for why in ("already open for", "unable to lock file",
+                                               "match")):
             raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
     try:
         return open_file(path, "r", swmr=True)
