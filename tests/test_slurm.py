@@ -52,6 +52,7 @@ def slurm():
 def cli(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("SLURM_ARRAY_TASK_ID", None)
+    env.pop("SLURM_RESTART_COUNT", None)
     r = subprocess.run([sys.executable, "-m", "meanfield.cli", *map(str, args)],
                        capture_output=True, text=True, env=env, timeout=TIMEOUT)
     assert r.returncode == 0, (args, r.stdout, r.stderr)
@@ -71,22 +72,13 @@ def submit(script, cwd):
     return r.stdout.strip().split(";")[0]
 
 
-def wait_for(job, folder, hurry=False):
-    """Wait until ``job`` has left the queue; cancel it (and fail) after TIMEOUT seconds.
-
-    ``hurry``: start a requeued task at once instead of after Slurm's 2-minute hold.
-    """
+def wait_for(job, folder):
+    """Wait until ``job`` has left the queue; cancel it (and fail) after TIMEOUT seconds."""
     deadline = time.monotonic() + TIMEOUT
     try:
         while not job_gone(job):
             assert time.monotonic() < deadline, (f"job {job} still queued after {TIMEOUT} s\n"
                                                  + logs(folder))
-            if hurry:
-                r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"],
-                                   capture_output=True, text=True)
-                if r.stdout.split()[:1] == ["PENDING"] and "BeginTime" in r.stdout:
-                    subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"],
-                                   timeout=60)
             time.sleep(0.5)
     finally:
         if not job_gone(job):
@@ -157,50 +149,95 @@ record.checkpoint_every = 2000
 """
 
 
-def test_usr1_before_the_time_limit_checkpoints_requeues_and_resumes(tiny, tmp_path):
+def hurry(job):
+    """Start a requeued task at once instead of after Slurm's 2-minute hold."""
+    r = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"], capture_output=True, text=True)
+    if r.stdout.split()[:1] == ["PENDING"] and "BeginTime" in r.stdout:
+        subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"], timeout=60)
+
+
+def recorded(path):
+    try:
+        with open_run(path) as run:
+            return len(run.observable("train_loss").step)
+    except (InputError, OSError, KeyError):
+        return 0
+
+
+def wait_training(job, path, folder, more_than=0, requeued=False):
+    """Wait until the point at ``path`` has more than ``more_than`` records."""
+    deadline = time.monotonic() + TIMEOUT
+    while recorded(path) <= more_than and time.monotonic() < deadline and not job_gone(job):
+        if requeued:
+            hurry(job)
+        time.sleep(0.1)
+    if recorded(path) <= more_than:
+        subprocess.run(["scancel", job], timeout=60)
+        pytest.fail("the job recorded nothing new\n" + logs(folder))
+
+
+def usr1(job):
+    """What Slurm does 60 s before the time limit (--signal=B:USR1@60)."""
+    subprocess.run(["scancel", "--batch", "--signal=USR1", f"{job}_0"], check=True, timeout=60)
+
+
+def test_usr1_requeues_until_the_limit_then_the_point_is_failed(tiny, tmp_path):
     folder = tmp_path / "long"
     (tmp_path / "long.toml").write_text(LONG)
     plan = sweep.plan(tmp_path / "long.toml", folder)
     # share the compiled kernels of the first sweep (same machine)
     (folder / "numba-cache").symlink_to(tiny / "numba-cache", target_is_directory=True)
-    script = sweep.sbatch_script(folder, time="00:10:00")
+    script = sweep.sbatch_script(folder, time="00:10:00", max_requeue=1)
     job = submit(script, tmp_path)
-
-    def recorded():
-        try:
-            with open_run(plan.path(0)) as run:
-                return len(run.observable("train_loss").step)
-        except (InputError, OSError, KeyError):
-            return 0
-
-    deadline = time.monotonic() + TIMEOUT
-    while not recorded() and time.monotonic() < deadline:
-        if job_gone(job):
-            break
-        time.sleep(0.1)
-    if not recorded():
-        subprocess.run(["scancel", job], timeout=60)
-        pytest.fail("the job recorded nothing\n" + logs(folder))
-    # what Slurm does 60 s before the time limit (--signal=B:USR1@60)
-    subprocess.run(["scancel", "--batch", "--signal=USR1", f"{job}_0"], check=True, timeout=60)
-    wait_for(job, folder, hurry=True)
+    wait_training(job, plan.path(0), folder)
+    usr1(job)                      # restart 0 < 1: checkpoint, requeue
+    done = recorded(plan.path(0))
+    wait_training(job, plan.path(0), folder, more_than=done, requeued=True)
+    usr1(job)                      # restart 1: the limit, the point is failed
+    wait_for(job, folder)
     text = logs(folder)
     assert "exit status 138" in text and "requeueing job" in text, text
     assert "restart 1)" in text and "resumed (running)" in text, text
+    assert "exit status 1\n" in text and "(--max-requeue 1)" in text, text
+    assert text.count("requeueing job") == 1, text
+    assert sweep.point_statuses(folder) == ["failed"]
+    assert "--max-requeue 1" in cli("sweep", "status", folder, "--json")
+    # run by hand, it resumes and completes, bit-identical to an uninterrupted run
+    cli("sweep", "run", folder, "--index", "0", "--quiet")
     assert sweep.point_statuses(folder) == ["completed"]
     with open_run(plan.path(0)) as run:
         assert run.steps[-1] == 1000000
-    # bit-identical to an uninterrupted run with the same number of threads
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        simulate(plan.config(0), out=tmp_path / "reference.h5")
+        simulate(plan.config(0), out=tmp_path / "reference.h5").close()
     finally:
         numba.set_num_threads(threads)
     with open_run(plan.path(0)) as a, open_run(tmp_path / "reference.h5") as b:
         assert (a.particles(slice(None)) == b.particles(slice(None))).all()
         for name in a.observable_names:
             assert (a.observable(name).value == b.observable(name).value).all()
+
+
+def test_split_arrays_in_a_hostile_folder(tiny, tmp_path):
+    """Two array jobs (MaxArraySize 2) of a folder whose name is hostile to shells and Slurm."""
+    (tmp_path / "sweep.toml").write_text(TINY)
+    folder = tmp_path / "a b;touch PWNED;'%x"
+    cli("sweep", "plan", tmp_path / "sweep.toml", "-o", folder)
+    (folder / "numba-cache").symlink_to(tiny / "numba-cache", target_is_directory=True)
+    out = cli("sweep", "sbatch", folder, "--max-array-size", "2", "--time", "00:10:00",
+              "--sbatch-option", "comment=two words")
+    scripts = sorted(folder.glob("sweep-*.sbatch"))
+    assert [s.name for s in scripts] == ["sweep-000.sbatch", "sweep-001.sbatch"], out
+    jobs = [submit(s, tmp_path) for s in scripts]
+    for job in jobs:
+        wait_for(job, folder)
+    text = cli("sweep", "status", folder)
+    assert text.split()[:4] == ["completed", "4", "total", "4"], text
+    assert "sweep-001.sbatch (points 2-3): completed 2" in text
+    assert len(list((folder / "logs").glob("*.out"))) == 4
+    assert logs(folder).count(": completed (started)") == 4
+    assert not list(tmp_path.rglob("PWNED*"))
 
 
 def test_run_sweep_through_submitit(tmp_path):

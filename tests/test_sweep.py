@@ -4,6 +4,7 @@ import csv
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,51 +20,7 @@ from meanfield import Config, InputError, open_run, simulate
 from meanfield import sweep
 from meanfield.simulate import Interrupted
 
-ROOT = Path(__file__).resolve().parents[1]
-
-SWEEP = """\
-[base]
-model.activation = "tanh"
-data.d = 3
-data.n_train = 20
-data.n_test = 20
-train.lr = 0.05
-train.steps = 50
-record.every = 10
-record.snapshot_every = 25
-record.checkpoint_every = 10
-
-[grid]
-"model.m" = [4, 8]
-"scaling.kappa" = [1.0, 10.0]
-
-[seeds]
-count = 2
-"""
-
-
-def cli(*args, env=None, cwd=None, timeout=300):
-    full = dict(os.environ, PYTHONPATH=str(ROOT))
-    full.pop("SLURM_ARRAY_TASK_ID", None)
-    full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "meanfield.cli", *map(str, args)],
-                          capture_output=True, text=True, env=full, cwd=cwd, timeout=timeout)
-
-
-def contents(path):
-    """Everything a run records (bytes), to compare runs bit for bit."""
-    with open_run(path) as run:
-        out = {"status": run.status, "steps": run.steps.tobytes(),
-               "particles": run.particles(slice(None)).tobytes()}
-        for name in run.observable_names:
-            obs = run.observable(name)
-            out[name] = (obs.step.tobytes(), obs.value.tobytes())
-    return out
-
-
-def write(path, text):
-    path.write_text(text)
-    return path
+from sweeptools import ROOT, SWEEP, cli, contents, recorded, wait_until, write
 
 
 # ------------------------------------------------------------------ plans and seeds
@@ -100,6 +57,31 @@ def test_seeds_belong_to_points_not_to_the_order(tmp_path):
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert [p["seed"] for p in manifest["points"]] == seeds
     assert Config.from_toml_text(manifest["base"]).model.activation == "tanh"
+
+
+def test_point_seeds_are_fixed_values():
+    """The seeds the docstring promises stable across versions (values of version 0.1.0)."""
+    assert sweep.point_seed({"model.m": 16}, 0) == 6162730980271506639
+    assert sweep.point_seed({}, 5, base_seed=7) == 7519536208168968348
+    assert sweep.point_seed({"model.m": 16, "scaling.kappa": 10.0}, 2, 3) == 2852743902107715322
+
+
+def test_paths_are_relative_to_the_file_that_names_them(tmp_path):
+    exp = tmp_path / "exp"
+    (exp / "conf").mkdir(parents=True)
+    write(exp / "conf" / "base.toml", '[data]\nkind = "file"\npath = "../a.npz"\n')
+    write(exp / "inline.toml", '[base]\ndata.kind = "file"\ndata.path = "a.npz"\n'
+          '[grid]\n"data.path" = ["a.npz", "sub/b.npz"]\n')
+    write(exp / "file.toml", 'base = "conf/base.toml"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("inline", "file"):
+        r = cli("sweep", "plan", exp / f"{name}.toml", "-o", tmp_path / name, cwd=elsewhere)
+        assert r.returncode == 0, r.stderr
+    inline, from_file = sweep.load_plan(tmp_path / "inline"), sweep.load_plan(tmp_path / "file")
+    assert inline.base.data.path == from_file.config(0).data.path == str(exp / "a.npz")
+    assert [inline.config(i).data.path for i in range(2)] == [str(exp / "a.npz"),
+                                                              str(exp / "sub" / "b.npz")]
 
 
 def test_shared_seeds_and_master_seed(tmp_path):
@@ -169,8 +151,17 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD))
-def test_bad_sweep_files_exit_2_naming_the_culprit(tmp_path, case):
+def test_bad_sweep_files_are_refused_naming_the_culprit(tmp_path):
+    for case, (text, culprit) in BAD.items():
+        path = write(tmp_path / "bad.toml", text)
+        with pytest.raises(InputError) as err:
+            sweep.plan(path, tmp_path / "out")
+        assert culprit in str(err.value) and "\n" not in str(err.value), case
+        assert not (tmp_path / "out" / "manifest.json").exists(), case
+
+
+@pytest.mark.parametrize("case", ["unknown grid key", "invalid point", "invalid TOML"])
+def test_bad_sweep_files_exit_2_with_one_line(tmp_path, case):
     text, culprit = BAD[case]
     path = write(tmp_path / "bad.toml", text)
     r = cli("sweep", "plan", path, "-o", tmp_path / "out")
@@ -231,27 +222,34 @@ def test_local_status_collect(finished, tmp_path):
     assert len(rows) == 8
     plan = sweep.load_plan(folder)
     for row, pt in zip(rows, plan.points):
-        assert int(row["index"]) == pt.index and int(row["seed"]) == pt.seed
+        assert int(row["index"]) == pt.index and int(row["run.seed"]) == pt.seed
+        assert int(row["replicate"]) == pt.replicate and row["output"] == pt.output
         assert int(row["model.m"]) == pt.overrides["model.m"]
         assert float(row["scaling.kappa"]) == pt.overrides["scaling.kappa"]
         assert row["status"] == "completed" and int(row["step"]) == 50
         with open_run(folder / pt.output) as run:
             for name in run.observable_names:
-                assert float(row[name]) == run.observable(name).value[-1]
+                value = run.observable(name).value
+                assert float(row[f"final.{name}"]) == value[-1]
+                assert float(row[f"best.{name}"]) == np.nanmin(value)
     # the default output is DIR/summary.csv
     r = cli("sweep", "collect", folder)
     assert r.returncode == 0 and (folder / "summary.csv").is_file()
 
 
-def test_corrupt_truncated_skipped_and_resumed_points(finished, tmp_path_factory):
-    source, expected = finished
-    folder = tmp_path_factory.mktemp("damaged") / "out"
-    # a copy of the finished sweep, to damage
+def copy_sweep(source, folder):
+    """A copy of a sweep folder's manifest and run files."""
     (folder / "runs").mkdir(parents=True)
     (folder / "manifest.json").write_bytes((source / "manifest.json").read_bytes())
     for f in (source / "runs").glob("*.h5"):
         (folder / "runs" / f.name).write_bytes(f.read_bytes())
-    plan = sweep.load_plan(folder)
+    return sweep.load_plan(folder)
+
+
+def test_corrupt_truncated_skipped_and_resumed_points(finished, tmp_path_factory):
+    source, expected = finished
+    folder = tmp_path_factory.mktemp("damaged") / "out"
+    plan = copy_sweep(source, folder)     # a copy of the finished sweep, to damage
     corrupt, truncated, done, partial = (plan.path(i) for i in (1, 2, 0, 3))
     corrupt.write_bytes(np.random.default_rng(0).bytes(corrupt.stat().st_size))
     with open(truncated, "r+b") as fh:
@@ -301,7 +299,35 @@ def test_corrupt_truncated_skipped_and_resumed_points(finished, tmp_path_factory
         assert contents(f) == expected[f.name]
 
 
+def test_swapped_run_files_are_corrupt(finished, tmp_path):
+    source, expected = finished
+    plan = copy_sweep(source, tmp_path / "out")
+    a, b = plan.path(3), plan.path(4)
+    a.write_bytes((source / plan.points[4].output).read_bytes())
+    b.write_bytes((source / plan.points[3].output).read_bytes())
+    assert sweep.point_statuses(plan.folder) == ["completed"] * 3 + ["corrupt"] * 2 + \
+        ["completed"] * 3
+    r = cli("sweep", "status", plan.folder, "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["folder"] == str(plan.folder.resolve()) and report["total"] == 8
+    assert report["counts"] == {"pending": 0, "running": 0, "completed": 6, "diverged": 0,
+                                "failed": 0, "corrupt": 2}
+    assert [(q["index"], q["output"], q["state"]) for q in report["problems"]] == [
+        (3, "runs/00003.h5", "corrupt"), (4, "runs/00004.h5", "corrupt")]
+    assert all("another run" in q["reason"] for q in report["problems"])
+    assert report["arrays"] == []
+    rows, problems = sweep.collect(plan.folder)
+    assert [row["index"] for row in rows] == [0, 1, 2, 5, 6, 7]
+    assert [(p.index, p.state) for p in problems] == [(3, "corrupt"), (4, "corrupt")]
+    # running the sweep again replaces them with the points' own runs
+    r = cli("sweep", "local", plan.folder)
+    assert r.returncode == 0 and r.stdout.split() == ["completed", "8", "total", "8"], r.stderr
+    assert contents(a) == expected[a.name] and contents(b) == expected[b.name]
+
+
 # -------------------------------------------------------------------- executors
+@pytest.mark.slow
 def test_run_sweep_on_executors_gives_identical_files(finished, tmp_path):
     source, expected = finished
     write(tmp_path / "s.toml", SWEEP)
@@ -337,6 +363,7 @@ def test_run_sweep_on_executors_gives_identical_files(finished, tmp_path):
         sweep.run_sweep([pairs[0], (plan.config(1), pairs[0][1])])
 
 
+@pytest.mark.slow
 def test_run_sweep_on_a_local_dask_cluster(finished, tmp_path):
     distributed = pytest.importorskip("distributed")
     source, expected = finished
@@ -362,9 +389,9 @@ def test_sbatch_script_content(finished, tmp_path):
     assert f"wrote {path.resolve()}" in r.stdout and "sbatch " in r.stdout
     text = path.read_text()
     for line in ["#SBATCH --array=0-7%3", "#SBATCH --requeue", "#SBATCH --signal=B:USR1@60",
-                 f"#SBATCH --output={folder.resolve()}/logs/%A_%a.out",
-                 "#SBATCH --partition=debug", "#SBATCH --time=00:30:00", "#SBATCH --mem=2G",
-                 "#SBATCH --cpus-per-task=2"]:
+                 f'#SBATCH "--output={folder.resolve()}/logs/%A_%a.out"',
+                 '#SBATCH "--partition=debug"', '#SBATCH "--time=00:30:00"',
+                 '#SBATCH "--mem=2G"', "#SBATCH --cpus-per-task=2"]:
         assert line in text.splitlines(), line
     assert (folder / "logs").is_dir()
     assert 'export NUMBA_CACHE_DIR="$SWEEP/numba-cache"' in text
@@ -378,22 +405,112 @@ def test_sbatch_script_content(finished, tmp_path):
     assert "#SBATCH --array=0-7\n" in path.read_text()
 
 
+def sbatch_lines(path):
+    return [line for line in Path(path).read_text().splitlines() if line.startswith("#SBATCH")]
+
+
+def test_sbatch_options_are_passed_and_checked(tmp_path):
+    folder = tmp_path / "out"
+    sweep.plan(write(tmp_path / "s.toml", SWEEP), folder)
+    r = cli("sweep", "sbatch", folder, "--account", "proj-12", "--qos", "high",
+            "--constraint", "intel&(ib|opa)", "--sbatch-option", "mail-type=END",
+            "--sbatch-option", "--comment=a b", "--max-requeue", "5")
+    assert r.returncode == 0, r.stderr
+    lines = sbatch_lines(folder / "sweep.sbatch")
+    for line in ['#SBATCH "--account=proj-12"', '#SBATCH "--qos=high"',
+                 '#SBATCH "--constraint=intel&(ib|opa)"', '#SBATCH "--mail-type=END"',
+                 '#SBATCH "--comment=a b"']:
+        assert line in lines, (line, lines)
+    assert "--max-requeue 5 &" in (folder / "sweep.sbatch").read_text()
+    before = (folder / "sweep.sbatch").read_bytes()
+    for kwargs, needle in [({"options": ["array=0-3"]}, "--array is set by meanfield"),
+                           ({"options": ["no-value"]}, "KEY=VALUE"),
+                           ({"options": ["bad key=1"]}, "KEY=VALUE"),
+                           ({"constraint": "a;b"}, "--constraint"),
+                           ({"account": "x y"}, "--account"),
+                           ({"qos": "$(id)"}, "--qos"),
+                           ({"max_requeue": -1}, "--max-requeue"),
+                           ({"max_array_size": 0}, "--max-array-size")]:
+        with pytest.raises(InputError, match=re.escape(needle)):
+            sweep.sbatch_scripts(folder, **kwargs)
+    r = cli("sweep", "sbatch", folder, "--sbatch-option", "output=/tmp/x")
+    assert r.returncode == 2 and "--output is set by meanfield" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert (folder / "sweep.sbatch").read_bytes() == before
+
+
+def test_every_sweep_option_has_help():
+    import argparse
+
+    from meanfield.cli import build_parser
+
+    def subparsers(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices
+        return {}
+
+    commands = subparsers(subparsers(build_parser())["sweep"])
+    assert set(commands) == {"plan", "run", "local", "sbatch", "status", "collect"}
+    for name, parser in commands.items():
+        for action in parser._actions:
+            assert action.help, (name, action.dest)
+    r = cli("sweep", "sbatch", "--help")
+    assert r.returncode == 0
+    for option in ("--account", "--qos", "--constraint", "--sbatch-option", "--max-requeue",
+                   "--max-array-size"):
+        assert option in r.stdout
+
+
+def test_plans_past_max_array_size_are_split(tmp_path):
+    folder = tmp_path / "out"
+    sweep.plan(write(tmp_path / "s.toml", SWEEP), folder)
+    r = cli("sweep", "sbatch", folder, "--max-array-size", "3", "--max-parallel", "2")
+    assert r.returncode == 0, r.stderr
+    names = ["sweep-000.sbatch", "sweep-001.sbatch", "sweep-002.sbatch"]
+    assert sorted(p.name for p in folder.glob("*.sbatch")) == names
+    for name, array, offset in zip(names, ["0-2%2", "0-2%2", "0-1%2"], [0, 3, 6]):
+        text = (folder / name).read_text()
+        assert f"#SBATCH --array={array}" in text.splitlines()
+        assert f"OFFSET={offset}" in text.splitlines() and 'index=$((OFFSET + task))' in text
+        assert f"submit with: sbatch {folder.resolve() / name}" in r.stdout
+        assert subprocess.run(["bash", "-n", str(folder / name)]).returncode == 0
+    report = json.loads(cli("sweep", "status", folder, "--json").stdout)
+    assert [(a["script"], a["first"], a["last"], a["counts"]["pending"])
+            for a in report["arrays"]] == [(names[0], 0, 2, 3), (names[1], 3, 5, 3),
+                                           (names[2], 6, 7, 2)]
+    r = cli("sweep", "status", folder)
+    assert "sweep-002.sbatch (points 6-7): pending 2" in r.stdout
+    # MaxArraySize from `scontrol show config`; one array again: the split scripts are gone
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    write(fake / "scontrol", "#!/bin/sh\necho 'MaxArraySize            = 8'\n").chmod(0o755)
+    r = cli("sweep", "sbatch", folder, env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in folder.glob("*.sbatch")] == ["sweep.sbatch"]
+    assert "#SBATCH --array=0-7" in sbatch_lines(folder / "sweep.sbatch")
+    with pytest.raises(InputError, match="sbatch_scripts"):
+        sweep.sbatch_script(folder, max_array_size=5)
+    assert len(sweep.sbatch_scripts(folder, max_array_size=5)) == 2
+
+
 LONG = """\
 [base]
 model.m = 4
 data.d = 2
 data.n_train = 8
 data.n_test = 8
-train.steps = 300000
-train.lr = 0.001
-record.every = 1000
-record.snapshot_every = 100000
-record.checkpoint_every = 2000
+train.steps = 2000000
+train.lr = 0.0001
+record.every = 10000
+record.snapshot_every = 1000000
+record.checkpoint_every = 20000
 [grid]
 "model.activation" = ["relu", "tanh"]
 """
 
 
+@pytest.mark.slow
 def test_sbatch_script_warms_once_forwards_usr1_and_requeues(tmp_path):
     """The array-job script run by bash as Slurm would, with a fake `scontrol`."""
     folder = tmp_path / "long"
@@ -403,18 +520,12 @@ def test_sbatch_script_warms_once_forwards_usr1_and_requeues(tmp_path):
     fake.mkdir()
     write(fake / "scontrol", f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.log\n').chmod(0o755)
 
-    def task(i):
+    def task(i, restarts=0):
         env = dict(os.environ, SLURM_ARRAY_TASK_ID=str(i), SLURM_JOB_ID=str(100 + i),
-                   SLURM_CPUS_PER_TASK="1", PATH=f"{fake}:{os.environ['PATH']}")
+                   SLURM_CPUS_PER_TASK="1", SLURM_RESTART_COUNT=str(restarts),
+                   PATH=f"{fake}:{os.environ['PATH']}")
         return subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
-
-    def recorded(path):
-        try:
-            with open_run(path) as run:
-                return len(run.observable("train_loss").step)
-        except (InputError, OSError, KeyError):
-            return 0
 
     first, second = task(0), task(1)
     deadline = time.monotonic() + 300
@@ -429,7 +540,21 @@ def test_sbatch_script_warms_once_forwards_usr1_and_requeues(tmp_path):
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "100"]
     assert (out0 + out1).count("warming the numba cache") == 1, out0 + out1
     assert sweep.point_statuses(folder) == ["running", "completed"]
-    # the requeued task resumes the point; the file is the uninterrupted run's
+    # at the requeue limit (--max-requeue, default 3) the point is failed, not requeued
+    done = recorded(plan.path(0))
+    capped = task(0, restarts=3)
+    wait_until(lambda: recorded(plan.path(0)) > done or capped.poll() is not None,
+               what="the resumed point to train")
+    capped.send_signal(signal.SIGUSR1)
+    out = capped.communicate(timeout=300)[0]
+    assert capped.returncode == 1, out
+    assert "stopped at the time limit after 3 requeue(s) (--max-requeue 3)" in out, out
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "100"]
+    assert sweep.point_statuses(folder) == ["failed", "completed"]
+    problems = sweep.status_report(folder)["problems"]
+    assert [(q["index"], q["state"]) for q in problems] == [(0, "failed")]
+    assert "--max-requeue 3" in problems[0]["reason"]
+    # the task run again resumes the point; the file is the uninterrupted run's
     again = task(0)
     out = again.communicate(timeout=300)[0]
     assert again.returncode == 0 and "resumed" in out and "warming" not in out, out
@@ -444,6 +569,7 @@ def test_sbatch_script_warms_once_forwards_usr1_and_requeues(tmp_path):
     assert len(list((folder / "numba-cache").glob("warm-*"))) == 1
 
 
+@pytest.mark.slow
 def test_warmup_fills_the_cache_that_a_second_process_loads(tmp_path):
     """Every kernel is cacheable: after one warm-up, a second process compiles nothing."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
