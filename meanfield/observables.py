@@ -44,6 +44,7 @@ import numpy as np
 
 from . import lazy
 from .data import population_sample
+from .kernels.jit import threads_for
 from .kernels.network import model_risk
 from .kernels.training import COLUMNS
 
@@ -116,13 +117,18 @@ def series(problem) -> dict:
 
 
 def at_snapshot(state, names) -> np.ndarray:
-    """The snapshot observables ``names`` of ``state``, as one row."""
-    return np.array([REGISTRY[name].compute(state) for name in names], dtype=np.float64)
+    """The snapshot observables ``names`` of ``state``, as one row.
+
+    Their compiled loops run on one thread when the test set times m is small
+    (a parallel launch would cost more than the work).
+    """
+    with threads_for(state.problem.data.x_test.shape[0] * state.particles.shape[0]):
+        return np.array([REGISTRY[name].compute(state) for name in names], dtype=np.float64)
 
 
 def _network(problem) -> bool:
     """Whether the run trains a two-layer network (``model.kind``, where it exists)."""
-    return getattr(problem.config.model, "kind", "network") == "network"
+    return getattr(problem.config.model, "kind", "two_layer") == "two_layer"
 
 
 @register("tangent_gap", "RMS over test inputs of f(w_t) - T f(w_t) (tangent model at w_0)",
@@ -146,7 +152,7 @@ def ntk_change(state) -> float:
 
 
 def _monte_carlo(problem) -> bool:
-    return problem.data.teacher is not None and not problem.exact
+    return _network(problem) and problem.data.teacher is not None and not problem.exact
 
 
 @register("population_loss_mc",
@@ -164,3 +170,4 @@ def population_loss_mc(state) -> float:
 
 from . import optimality  # noqa: E402,F401  (registers polar and duality_gap)
 from . import gram  # noqa: E402,F401  (registers gram_lambda_min, gram_change, ...)
+from .deep_linear import snapshots  # noqa: E402,F401  (registers balancedness, sigma_min, ...)
