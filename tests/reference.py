@@ -59,6 +59,7 @@ __all__ = [
     "dl_single_row_flow", "dl_gd", "dl_end_to_end_flow", "dl_adagrad", "dl_adam",
     "dl_balancedness",
     "arccos_kernels", "arcsine_kernels", "analytic_ntk", "h_inf", "w2_1d", "sliced_w2",
+    "published_gd", "published_loss",
 ]
 
 
@@ -655,3 +656,31 @@ def sliced_w2(P, Q, directions):
     """Sliced W2: root mean over the (normalised) directions of the squared 1-D W2."""
     u = directions / np.linalg.norm(directions, axis=1, keepdims=True)
     return np.sqrt(np.mean([w2_1d(P @ t, Q @ t) ** 2 for t in u]))
+
+
+# --------------------------------------------------------------------------------------
+# The published parameterisation (Chizat, Oyallon & Bach's scripts): no 1/m
+# --------------------------------------------------------------------------------------
+
+def _published_output(W, X, scaling):
+    H = np.maximum(X @ W[:, :-1].T, 0.0)               # (n, m) relu(a_i . x_j)
+    return H, scaling * H @ W[:, -1]
+
+
+def published_loss(W, X, y, scaling):
+    """(1/2) mean_j (f(x_j) - y_j)^2 with f(x) = scaling * sum_i c_i relu(a_i . x)."""
+    _, f = _published_output(W, X, scaling)
+    return 0.5 * np.mean((f - y) ** 2)
+
+
+def published_gd(W, X, y, scaling, step, steps):
+    """``steps`` updates W <- W - (step / scaling) grad_W published_loss, rows W_i = (a_i, c_i)."""
+    W = np.array(W, dtype=np.float64)
+    n = len(y)
+    for _ in range(steps):
+        H, f = _published_output(W, X, scaling)
+        r = (f - y) / n                                   # dL/df_j
+        grad_c = scaling * H.T @ r
+        grad_a = scaling * (((H > 0.0) * r[:, None]) * W[:, -1][None, :]).T @ X
+        W = W - (step / scaling) * np.hstack([grad_a, grad_c[:, None]])
+    return W

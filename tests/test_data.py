@@ -325,3 +325,50 @@ def test_sizes_beyond_the_machine_cli(override, tmp_path):
     key = override.split("=")[0]
     assert_refused(cli("run", "c.toml", "-o", "out.h5", "--set", override, cwd=tmp_path),
                    key, folder=tmp_path)
+
+
+# ------------------------------------------- the published parameterisation
+
+
+def test_published_gd_step_is_the_gradient():
+    # the port's update direction against central finite differences of its loss
+    rng = np.random.default_rng(0)
+    W, X, y = rng.standard_normal((4, 4)), rng.standard_normal((9, 3)), rng.standard_normal(9)
+    step, scaling, h = 1e-3, 0.7, 1e-6
+    grad = (W - ref.published_gd(W, X, y, scaling, step, 1)) / (step / scaling)
+    fd = np.zeros_like(W)
+    for idx in np.ndindex(W.shape):
+        E = np.zeros_like(W)
+        E[idx] = h
+        fd[idx] = (ref.published_loss(W + E, X, y, scaling)
+                   - ref.published_loss(W - E, X, y, scaling)) / (2 * h)
+    assert np.allclose(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("scaling, tau", [(1.0, 0.5), (0.25, 2.0)])
+def test_published_gd_maps_to_alpha_and_lr(scaling, tau, tmp_path):
+    """alpha = m * scaling, lr = alpha * step reproduce the published GD (README)."""
+    from meanfield.simulate import simulate
+    m, d, step, steps = 8, 5, min(10.0, 0.1 / tau ** 2), 200
+    rng = np.random.default_rng(4)
+    half = tau * rng.standard_normal((m // 2, d + 1))     # W ~ tau N(0, 1) entrywise
+    W0 = np.vstack([half, half * np.r_[np.ones(d), -1.0]])  # symmetrised: f(W0) = 0
+    np.save(tmp_path / "w0.npy", W0)
+    alpha = m * scaling
+    cfg = Config.from_dict({
+        "model": {"m": m}, "scaling": {"alpha": alpha},
+        "init": {"path": str(tmp_path / "w0.npy")},
+        "data": {"d": d, "n_train": 20, "n_test": 30, "teacher_m": 3,
+                 "teacher_output": "sum", "teacher_signs": "random"},
+        "train": {"lr": alpha * step, "steps": steps},
+        "record": {"every": steps, "snapshot_every": steps}})
+    data = make_dataset(cfg, np.random.default_rng(5))
+    run = simulate(cfg, data=data)
+    W = ref.published_gd(W0, data.x_train, data.y_train, scaling, step, steps)
+    expected = ref.published_loss(W, data.x_test, data.y_test, scaling)
+    got = run.observable("test_loss").value[-1]
+    assert abs(got - expected) <= 1e-10 * max(1.0, expected), (got, expected)
+    assert np.allclose(run.particles(-1), W, rtol=1e-10, atol=1e-12)
+    # and the run did train (the comparison is not between two runs that stood still)
+    x, y = data.x_train, data.y_train
+    assert ref.published_loss(W, x, y, scaling) < 0.75 * ref.published_loss(W0, x, y, scaling)
