@@ -123,7 +123,7 @@ def test_readable_while_written(tmp_path):
     assert [s[0] for s in seen] == [50, 100, 150, 200]
     assert all(status == "running" for _, status, _, _ in seen)
     assert [s[2] for s in seen] == [50, 100, 150, 200]
-    assert [s[3] for s in seen] == [40, 90, 140, 190]
+    assert [s[3] for s in seen] == [40, 90, 140, 200]  # the last chunk ends with the final row
 
 
 def test_in_memory_run_and_user_data():
