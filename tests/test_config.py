@@ -73,7 +73,7 @@ def test_partial_section_fills_the_rest_with_defaults():
 def test_to_dict_has_every_section_and_key():
     d = Config.from_dict({"model": {"m": 8}}).to_dict()
     assert tuple(d) == SECTIONS
-    assert set(d["model"]) == {"m", "activation", "bias"}
+    assert set(d["model"]) == {"m", "activation", "bias", "kind", "depth", "width", "outputs"}
     assert d["model"]["m"] == 8
     # alpha is unset by default and therefore left out (TOML has no null)
     assert "alpha" not in d["scaling"]
@@ -301,7 +301,7 @@ def test_unknown_section():
 
 
 def test_unknown_key():
-    msg = raises_naming("model.width", Config.from_dict, {"model": {"width": 8}})
+    msg = raises_naming("model.size", Config.from_dict, {"model": {"size": 8}})
     assert "unknown key" in msg
     raises_naming("train.learning_rate", Config.from_toml_text, "[train]\nlearning_rate = 0.1\n")
 
@@ -658,3 +658,60 @@ def test_paths_in_a_file_are_relative_to_the_file(tmp_path, monkeypatch):
     # a --set path is relative to the working directory; absolute ones are kept
     cfg = Config.from_toml(path, ["data.path=y.npz", f"init.path={sub}/q.npy"])
     assert cfg.data.path == str(tmp_path / "y.npz") and cfg.init.path == f"{sub}/q.npy"
+
+
+# ------------------------------------------------- round trip, property-based
+
+from dataclasses import fields as _fields  # noqa: E402
+
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_POSITIVE = st.floats(min_value=0.0, exclude_min=True, allow_infinity=False)
+_INTS = {("run", "seed"): st.integers(0, 2**63 - 1), ("train", "steps"): st.integers(0, 2**62)}
+_FLOATS = {("data", "label_corruption"): st.floats(0.0, 1.0),
+           ("scaling", "alpha"): st.none() | _POSITIVE}
+
+
+def _value(section, f):
+    """A strategy for the valid values of one field (the config's own checks filter the rest)."""
+    choices = f.metadata.get("choices")
+    if choices:
+        return st.sampled_from(choices)
+    kind = str(f.type).replace("Optional[", "").rstrip("]")
+    if kind == "bool":
+        return st.booleans()
+    if kind == "int":
+        return _INTS.get((section, f.name), st.integers(1, 2**40))
+    if kind == "float":
+        return _FLOATS.get((section, f.name), st.floats(min_value=0.0, allow_infinity=False))
+    return st.text()
+
+
+_TABLES = st.fixed_dictionaries({
+    s.name: st.fixed_dictionaries({}, optional={f.name: _value(s.name, f)
+                                               for f in _fields(s.default_factory)})
+    for s in _fields(Config)})
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(_TABLES)
+def test_toml_round_trip_property(tables):
+    try:
+        cfg = Config.from_dict(tables)
+    except InputError:
+        assume(False)
+    text = cfg.to_toml()
+    back = Config.from_toml_text(text)
+    assert back == cfg and back.to_toml() == text
+    # every value given is kept exactly (floats bit for bit)
+    for section, values in tables.items():
+        for key, value in values.items():
+            if value is not None:
+                assert getattr(getattr(back, section), key) == value
+    # and overrides written as TOML values set exactly those values
+    from meanfield.config import toml_value
+    items = [f"{s}.{k}={toml_value(v)}" for s, vs in tables.items() for k, v in vs.items()
+             if v is not None]
+    assume(items)
+    assert Config().with_overrides(items) == cfg
