@@ -88,7 +88,8 @@ class Dataset:
         arrays = {}
         for name in FIELDS:
             a = real_array(getattr(self, name), f"{source}: {name}")
-            want = 2 if name.startswith("x") else 1
+            deep = getattr(config.model, "kind", "two_layer") == "deep_linear"
+            want = 2 if name.startswith("x") or deep else 1      # deep linear: y is (n, k)
             if a.ndim != want:
                 raise InputError(f"{source}: {name} must have {want} dimensions, got shape {a.shape}")
             if not np.all(np.isfinite(a)):
@@ -175,13 +176,17 @@ def corrupt_labels(y: np.ndarray, p: float, rng: np.random.Generator):
 
 
 def make_dataset(config, rng: np.random.Generator) -> Dataset:
-    """The dataset of ``config`` (kinds ``teacher``, ``random_labels``, ``file``).
+    """The dataset of ``config`` (kinds ``teacher``, ``random_labels``, ``file``,
+    ``linear_teacher``: :func:`meanfield.deep_linear.data.dataset`).
 
     With ``data.label_corruption > 0`` the training labels are corrupted by
     :func:`corrupt_labels` from a stream of its own, so that everything else
     is the same as without corruption.
     """
     dc = config.data
+    if dc.kind == "linear_teacher":
+        from .deep_linear.data import dataset
+        return dataset(config, rng)
     data = load_dataset(dc.path, config) if dc.kind == "file" else _generate(config, rng)
     if dc.label_corruption > 0.0:
         y, idx = corrupt_labels(data.y_train, dc.label_corruption, rng.spawn(1)[0])

@@ -327,7 +327,7 @@ GRAM_POINTS = 1000
 def _gradient_descent(problem) -> bool:
     """Two-layer network runs trained by full-batch descent (``gd``, ``ggn``)."""
     cfg = problem.config
-    return (getattr(cfg.model, "kind", "network") == "network" and cfg.train.model == "network"
+    return (getattr(cfg.model, "kind", "two_layer") == "two_layer" and cfg.train.model == "network"
             and cfg.train.algorithm in ("gd", "ggn"))
 
 

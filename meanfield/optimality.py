@@ -423,7 +423,7 @@ def insert_neuron(P, direction, sign, scale) -> np.ndarray:
 def _certifiable(problem) -> bool:
     """Runs whose objective J is the training-set one of a relu network (``gd``)."""
     cfg = problem.config
-    return (getattr(cfg.model, "kind", "network") == "network" and cfg.model.activation == "relu"
+    return (getattr(cfg.model, "kind", "two_layer") == "two_layer" and cfg.model.activation == "relu"
             and cfg.train.model == "network" and cfg.train.algorithm == "gd")
 
 

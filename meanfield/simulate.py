@@ -120,7 +120,7 @@ def simulate(config, out=None, *, data=None, callback=None, progress: bool = Fal
     inputs = (config,) if isinstance(config, (str, os.PathLike)) else ()
     config = as_config(config)
     check_memory(config)
-    algorithm = algorithms.get(config.train.algorithm)
+    algorithm = algorithms.for_config(config)
     with _SignalCatcher() as signals:
         recorder, state = _start(config, algorithm, out, data, overwrite, resume, inputs)
         if state is None:

@@ -17,7 +17,9 @@ Adding an algorithm is adding a module here (and its name to
 
 * :mod:`~meanfield.algorithms.gd` - full-batch gradient descent;
 * :mod:`~meanfield.algorithms.sgd` - SGD on fresh teacher samples or minibatches;
-* :mod:`~meanfield.algorithms.population` - the exact population gradient flow.
+* :mod:`~meanfield.algorithms.population` - the exact population gradient flow;
+* :mod:`~meanfield.algorithms.deep_linear` - every run of a deep linear network
+  (``model.kind = "deep_linear"``, found by :func:`for_config`).
 
 Each of them trains the network or (``train.model = "tangent"``) its tangent
 model, with weight decay and (``train.temperature > 0``) Langevin noise.
@@ -26,6 +28,15 @@ model, with weight decay and (``train.temperature > 0``) Langevin noise.
 import importlib
 
 from ..errors import InputError
+
+
+def for_config(config):
+    """The algorithm module of ``config``: :mod:`~meanfield.algorithms.deep_linear` for every
+    ``model.kind = "deep_linear"`` run (it dispatches on ``train.algorithm``), else
+    :func:`get` of ``train.algorithm``."""
+    if getattr(config.model, "kind", "two_layer") == "deep_linear":
+        return get("deep_linear")
+    return get(config.train.algorithm)
 
 
 def get(name: str):

@@ -143,6 +143,8 @@ class Config:
         return dumps_toml(self.to_dict())
 
     def _check_consistency(self):
+        from ..deep_linear.config import check as check_deep_linear
+        check_deep_linear(self)
         if self.init.symmetric and self.model.m % 2 and not self.init.path:
             raise InputError(
                 f"model.m must be even with init.symmetric = true, got {self.model.m}")

@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..losses import NAMES as LOSSES
 from ..scaling import REGIMES
 
-ALGORITHMS = ("gd", "sgd", "population", "ggn")
+ALGORITHMS = ("gd", "sgd", "population", "ggn", "end_to_end", "adagrad", "adam")
 COMPRESSIONS = ("none", "lzf", "gzip")
 
 
@@ -62,6 +62,10 @@ MAX_STEPS = 2**62
 _LIMITS = {
     # (section, key): (predicate, description)
     ("model", "m"): (lambda v: v >= 1, ">= 1"),
+    ("model", "depth"): (lambda v: v >= 1, ">= 1"),
+    ("model", "width"): (lambda v: v >= 1, ">= 1"),
+    ("model", "outputs"): (lambda v: v >= 1, ">= 1"),
+    ("loss", "p"): (lambda v: v >= 2 and math.isfinite(v), "finite and >= 2"),
     ("scaling", "kappa"): (_finite_positive, "finite and > 0"),
     ("scaling", "alpha"): (lambda v: v is None or _finite_positive(v), "finite and > 0"),
     ("init", "tau"): (_finite_positive, "finite and > 0"),
@@ -125,11 +129,17 @@ def _validate(self):
 
 @section("model")
 class ModelConfig:
-    """``[model]``: width ``m``, activation ``s`` and whether neurons have a bias."""
+    """``[model]``: width ``m``, activation ``s`` and whether neurons have a bias; or
+    ``kind = "deep_linear"``: ``depth`` layers, hidden ``width``, ``outputs``
+    (see :mod:`meanfield.deep_linear.config`)."""
 
     m: int = 100
     activation: str = field(default="relu", metadata=_choice(*ACTIVATIONS))
     bias: bool = False
+    kind: str = field(default="two_layer", metadata=_choice("two_layer", "deep_linear"))
+    depth: int = 2
+    width: int = 10
+    outputs: int = 1
 
 
 @section("scaling")
@@ -152,13 +162,15 @@ class InitConfig:
     tau: float = 1.0
     symmetric: bool = False
     path: str = ""
+    layers: str = field(default="balanced", metadata=_choice("balanced", "gaussian", "identity"))
 
 
 @section("data")
 class DataConfig:
     """``[data]``: teacher-student, random labels or a user file (.npz / .h5)."""
 
-    kind: str = field(default="teacher", metadata=_choice("teacher", "random_labels", "file"))
+    kind: str = field(default="teacher",
+                      metadata=_choice("teacher", "random_labels", "file", "linear_teacher"))
     d: int = 10
     n_train: int = 200
     n_test: int = 1000
@@ -175,9 +187,11 @@ class DataConfig:
 
 @section("loss")
 class LossConfig:
-    """``[loss]``: ``squared`` (f - y)^2 / 2 or ``logistic`` log(1 + exp(-y f))."""
+    """``[loss]``: ``squared`` (f - y)^2 / 2 or ``logistic`` log(1 + exp(-y f)); for deep
+    linear networks ``lp``, |r|_p^p / p with ``p`` >= 2."""
 
-    name: str = field(default="squared", metadata=_choice(*LOSSES))
+    name: str = field(default="squared", metadata=_choice(*LOSSES, "lp"))
+    p: float = 2.0
 
 
 @section("train")
@@ -193,6 +207,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     temperature: float = 0.0
     damping: float = 0.0
+    track_end_to_end: bool = False
 
 
 @section("record")

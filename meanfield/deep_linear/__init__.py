@@ -11,19 +11,34 @@ balanced init W_e follows the end-to-end dynamics
              (W_e^T W_e)^{\\frac{N-j}{N}}
 
 (row-major vec); for one output row it reads
-dw/dt = -|w|^{2-2/N} (g + (N-1) proj_w g), g = grad L(w).  The losses,
-inits, algorithms and observables are in the submodules.
+dw/dt = -|w|^{2-2/N} (g + (N-1) proj_w g), g = grad L(w).  The losses
+(:mod:`.model`), inits (:mod:`.inits`), algorithms (:mod:`.algorithms`),
+observables (:mod:`.observables`), data (:mod:`.data`) and config keys
+(:mod:`.config`) are in the submodules; their public names are importable
+from here (loaded on first use, so that validating a config loads no NumPy).
 """
 
-from .algorithms import GD, AdaGrad, Adam, EndToEnd
-from .data import linear_teacher
-from .inits import INITS, balanced, gaussian, identity, initialise
-from .model import (LOSSES, Network, layer_gradients, loss, loss_and_gradient, loss_power,
-                    preconditioned_gradient)
-from .observables import (balancedness, deficiency_margin, end_to_end_gap,
-                          least_squares_target, singular_values)
+_LAZY = {
+    "algorithms": ("GD", "AdaGrad", "Adam", "EndToEnd"),
+    "config": ("stored_layers",),
+    "data": ("linear_teacher",),
+    "inits": ("INITS", "balanced", "gaussian", "identity", "initialise"),
+    "model": ("LOSSES", "Network", "layer_gradients", "loss", "loss_and_gradient", "loss_power",
+              "preconditioned_gradient"),
+    "observables": ("balancedness", "deficiency_margin", "end_to_end_gap",
+                    "least_squares_target", "singular_values"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = ["GD", "AdaGrad", "Adam", "EndToEnd", "linear_teacher", "INITS", "balanced",
-           "gaussian", "identity", "initialise", "LOSSES", "Network", "layer_gradients", "loss",
-           "loss_and_gradient", "loss_power", "preconditioned_gradient", "balancedness",
-           "deficiency_margin", "end_to_end_gap", "least_squares_target", "singular_values"]
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

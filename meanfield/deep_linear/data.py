@@ -16,8 +16,12 @@ import numpy as np
 from ..errors import InputError
 
 
-def linear_teacher(n: int, d: int, k: int, noise: float, rng, scales=None, whiten=False):
-    """(X (n, d), Y (n, k), Phi* (k, d)) drawn from ``rng`` in that order."""
+def linear_teacher(n: int, d: int, k: int, noise: float, rng, scales=None, whiten=False,
+                   teacher=None):
+    """(X (n, d), Y (n, k), Phi* (k, d)) drawn from ``rng`` in that order.
+
+    A given ``teacher`` (k, d) is used instead of drawing one.
+    """
     if min(n, d, k) < 1:
         raise InputError(f"linear teacher needs n, d, k >= 1, got {n}, {d}, {k}")
     if not noise >= 0:
@@ -29,6 +33,24 @@ def linear_teacher(n: int, d: int, k: int, noise: float, rng, scales=None, white
             raise InputError(f"whitened inputs need n >= d, got n = {n}, d = {d}")
         lam, v = np.linalg.eigh(X.T @ X / n)
         X = X @ (v / np.sqrt(lam)) @ v.T
-    teacher = rng.standard_normal((k, d)) / np.sqrt(d)
+    if teacher is None:
+        teacher = rng.standard_normal((k, d)) / np.sqrt(d)
     Y = X @ teacher.T + noise * rng.standard_normal((n, k))
     return X, Y, teacher
+
+
+def dataset(config, rng):
+    """The :class:`meanfield.data.Dataset` of ``data.kind = "linear_teacher"``.
+
+    Teacher, training set and test set come from three streams spawned from
+    ``rng`` (so the teacher and the test set do not depend on ``n_train``);
+    the teacher Phi* (k, d) is kept as the dataset's ``teacher``.
+    """
+    from ..data import Dataset
+
+    dc, k = config.data, config.model.outputs
+    teacher_rng, train_rng, test_rng = rng.spawn(3)
+    teacher = teacher_rng.standard_normal((k, dc.d)) / np.sqrt(dc.d)
+    x, y, _ = linear_teacher(dc.n_train, dc.d, k, dc.noise, train_rng, teacher=teacher)
+    xt, yt, _ = linear_teacher(dc.n_test, dc.d, k, dc.noise, test_rng, teacher=teacher)
+    return Dataset(x, y, xt, yt, teacher)
