@@ -304,6 +304,14 @@ def test_memory_estimate_names_the_key(override, key):
     assert key in str(info.value) and "64 GiB is available" in str(info.value)
 
 
+def test_memory_estimate_of_a_deep_linear_network():
+    cfg = Config.from_dict({"model": {"kind": "deep_linear", "depth": 3, "width": 10**6},
+                            "data": {"kind": "linear_teacher"}})
+    with pytest.raises(InputError, match="model.width = 1000000"):
+        check_memory(cfg, available=64 * 2**30)
+    check_memory(cfg.with_overrides(["model.width=100"]), available=64 * 2**30)
+
+
 def test_memory_estimate_counts_the_arrays():
     cfg = Config.from_dict({"model": {"m": 1000}, "data": {"d": 9, "n_train": 100,
                                                            "n_test": 50}})

@@ -36,6 +36,13 @@ def estimate_memory(config) -> dict:
     m, d, D = config.model.m, dc.d, config.dim
     row, dims = 8 * (d + 1), f"in data.d = {d} dimensions"
     parts = {f"model.m = {m} particles of {D} numbers": PARTICLE_COPIES * 8 * m * D}
+    mc = config.model
+    if mc.kind == "deep_linear":
+        side = max(mc.width, d, mc.outputs)
+        parts = {f"model.depth = {mc.depth} layers of up to {side} x {side} numbers "
+                 f"(model.width = {mc.width}, data.d = {d}, model.outputs = {mc.outputs})":
+                 PARTICLE_COPIES * 8 * mc.depth * side * side}
+        row = 8 * (d + mc.outputs)
     if dc.kind != "file":
         parts[f"data.n_train = {dc.n_train} training points {dims}"] = (
             SAMPLE_COPIES * row * dc.n_train)
