@@ -9,6 +9,7 @@
     /parameters                 attrs: config (resolved TOML), alpha, m, d, ...
     /meanfield                  attrs: status, message, format_version
     /meanfield/data/{x_train, y_train, x_test, y_test}, /meanfield/teacher
+    /particles/network/{particle (m,), coordinate (D,)}  # scales of the position axes
     /meanfield/checkpoint/{particles (2, m, D), step (2,), time (2,),
                            rng_state (2, 1024), lengths (2, S),
                            extras (2, B), extras_size (2,), slot}

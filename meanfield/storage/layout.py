@@ -23,6 +23,8 @@ FORMAT_VERSION = 1
 STATUSES = ("running", "completed", "diverged", "failed")
 POSITION = "particles/network/position"
 CHECKPOINT = "meanfield/checkpoint"
+AXES = "particles/network"
+AXIS_NAMES = ("particle", "coordinate")
 RNG_BYTES = 1024
 EXTRAS_CHUNK = 1 << 16
 _CHUNK_BYTES = 1 << 20
@@ -67,17 +69,23 @@ def series(group, name, shape, compression="none", dtype=np.float64):
 def attach_scales(g):
     """Make ``step`` the dimension scale of the first axis of ``value`` and ``time``.
 
-    References left dangling by copying a series into another file are
-    dropped first.
+    The other axes of a particle series get ``/particles/network/{particle,
+    coordinate}`` (fixed-in-time H5MD elements: netCDF readers want every
+    axis of a variable named or none).  References left dangling by copying a series into another file
+    are dropped first.
     """
-    step = g["step"]
-    for ds, attr in ((step, "REFERENCE_LIST"), (g["value"], "DIMENSION_LIST"),
-                     (g["time"], "DIMENSION_LIST")):
+    value, step = g["value"], g["step"]
+    axes = [g.file[f"{AXES}/{name}"] for name in AXIS_NAMES[:value.ndim - 1]]
+    for ds, attr in ((step, "REFERENCE_LIST"), (value, "DIMENSION_LIST"),
+                     (g["time"], "DIMENSION_LIST"), *((a, "REFERENCE_LIST") for a in axes)):
         if attr in ds.attrs:
             del ds.attrs[attr]
     step.make_scale("step")
-    g["value"].dims[0].attach_scale(step)
+    value.dims[0].attach_scale(step)
     g["time"].dims[0].attach_scale(step)
+    for i, axis in enumerate(axes, start=1):
+        axis.make_scale(AXIS_NAMES[i - 1])
+        value.dims[i].attach_scale(axis)
 
 
 def author(config) -> str:
@@ -89,6 +97,11 @@ def author(config) -> str:
         except (KeyError, OSError):  # no login name (a container without passwd entry)
             name = "unknown"
     return name
+
+
+def _attribute(value):
+    """Booleans as integers: HDF5 2's boolean enum is unreadable by HDF5 1.10 tools."""
+    return int(value) if isinstance(value, (bool, np.bool_)) else value
 
 
 def _fixed(text: str) -> np.bytes_:
@@ -121,14 +134,16 @@ def write_header(h5, config, data, P0, observables):
     box = h5.require_group("particles/network/box")
     box.attrs["dimension"] = np.int32(D)
     box.attrs["boundary"] = np.array([b"none"] * D, dtype="S4")
+    for name, n in zip(AXIS_NAMES, (m, D)):
+        h5.create_dataset(f"{AXES}/{name}", data=np.arange(n, dtype=np.int64))
     series(h5, POSITION, (m, D), compression)
     obs = h5.require_group("observables")
     for name, attrs in observables.items():
-        series(obs, name, (), compression).attrs.update(attrs)
+        series(obs, name, (), compression).attrs.update(
+            {k: _attribute(v) for k, v in attrs.items()})
     params = h5.require_group("parameters")
     for key, value in parameters(config).items():
-        # booleans as integers: HDF5 2's boolean enum is unreadable by HDF5 1.10 tools
-        params.attrs[key] = int(value) if isinstance(value, bool) else value
+        params.attrs[key] = _attribute(value)
     mf = h5.require_group("meanfield")
     mf.attrs["format_version"] = FORMAT_VERSION
     # fixed size: rewritten in place when the run ends, readable by every reader

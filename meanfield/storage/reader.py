@@ -258,7 +258,8 @@ class Run:
             raise DamagedFile(f"{self.path}: cannot be copied, the file is damaged "
                               f"({exc})") from None
         for name in json.loads(new[L.CHECKPOINT].attrs["series"]):
-            L.attach_scales(new[name])
+            if f"{L.AXES}/particle" in new or new[f"{name}/value"].ndim == 1:  # older: no axes
+                L.attach_scales(new[name])
 
     # ---------------------------------------------------------- notebooks
     def to_xarray(self):
