@@ -92,11 +92,14 @@ def cmd_run(args) -> int:
 
 def format_info(run) -> str:
     """Human-readable summary of a run: header, status, snapshots, last observables."""
-    p = run.parameters
+    p, mc = run.parameters, run.config.model
+    model = (f"deep_linear depth={mc.depth} width={mc.width} outputs={mc.outputs} d={p['d']}"
+             if mc.kind == "deep_linear" else
+             f"m={p['m']} d={p['d']} activation={p['activation']} bias={p['bias']}")
     lines = [
         f"file        {run.path}",
         f"status      {run.status}" + (f" ({run.message})" if run.message else ""),
-        f"model       m={p['m']} d={p['d']} activation={p['activation']} bias={p['bias']}",
+        f"model       {model}",
         f"scaling     regime={p['regime']} alpha={p['alpha']:g} tau={p['tau']:g} "
         f"symmetric={p['symmetric']}",
         f"training    {p['algorithm']} lr={p['lr']:g} steps={p['steps']} "
@@ -182,10 +185,12 @@ def cmd_plot(args) -> int:
         raise InputError(f"{out}: unknown figure format {out.suffix or '(no suffix)'!r} "
                          "(use .png, .pdf, .svg, ...)")
     with open_run(args.file) as run:
-        planar = run.parameters["d"] >= 2
+        deep = run.config.model.kind == "deep_linear"
+        planar = run.parameters["d"] >= 2 and not deep
         if args.kind == "particles" and not planar:
-            raise InputError(f"{args.file}: particle paths need inputs of dimension d >= 2 "
-                             "(this run has d = 1); use --kind loss")
+            what = "a deep linear network" if deep else "d = 1"
+            raise InputError(f"{args.file}: particle paths need a two-layer network with inputs "
+                             f"of dimension d >= 2 (this run: {what}); use --kind loss")
         panels = {"loss": [loss_curves], "particles": [particle_trajectories],
                   "both": [loss_curves] + [particle_trajectories] * planar}[args.kind]
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5),
@@ -272,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="figure file; its suffix gives the format (default: FILE with .png)")
     p.add_argument("--kind", choices=PLOT_KINDS, default="both",
                    help="losses against time, particles |c| a in the plane, or both (default; "
-                        "the losses alone when d = 1)")
+                        "the losses alone when d = 1 or for a deep linear network)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("demo", help="a small mean-field teacher-student run with a figure")

@@ -125,3 +125,16 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, train):
 def test_divergence_is_reported():
     with simulate(_config(train={"lr": 50.0})) as run:
         assert run.status == "diverged"
+
+
+@pytest.mark.slow
+def test_cli_run_info_and_plot(tmp_path):
+    (tmp_path / "run.toml").write_text(_config().to_toml())
+    assert cli("run", "run.toml", "-o", "run.h5", cwd=tmp_path).returncode == 0
+    info = cli("info", "run.h5", cwd=tmp_path)
+    assert info.returncode == 0 and "deep_linear depth=3 width=5 outputs=2 d=4" in info.stdout
+    assert "balancedness" in info.stdout and "deficiency_margin" in info.stdout
+    assert cli("plot", "run.h5", "-o", "run.png", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "run.png").read_bytes()[:4] == b"\x89PNG"
+    assert_input_error(cli("plot", "run.h5", "-o", "p.png", "--kind", "particles", cwd=tmp_path),
+                       "deep linear", output=tmp_path / "p.png")
