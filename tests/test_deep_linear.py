@@ -252,3 +252,57 @@ def test_linear_teacher():
     assert np.std(Y - X @ teacher.T) == pytest.approx(0.5, rel=0.05)
     with pytest.raises(InputError, match="noise"):
         dl.linear_teacher(10, 3, 1, -1.0, np.random.default_rng(0))
+
+
+# ------------------------------------------------- the experiments at their --quick size
+
+def _quick_csv(name, tmp_path):
+    import csv
+
+    from test_experiments import EXPERIMENTS, PNG, _python
+
+    res = _python(EXPERIMENTS / name / "run.py", "--quick", "--data", tmp_path, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG
+    with open(tmp_path / f"{name}.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _where(rows, **match):
+    return [r for r in rows if all(r[k] == v for k, v in match.items())]
+
+
+@pytest.mark.slow
+def test_end_to_end_experiment(tmp_path):
+    rows = _quick_csv("end_to_end", tmp_path)
+    for depth in ("2", "3", "4"):
+        gap = np.array([[float(r["lr"]), float(r["value"])]
+                        for r in _where(rows, panel="gap", depth=depth)])
+        assert np.polyfit(np.log(gap[:, 0]), np.log(gap[:, 1]), 1)[0] == pytest.approx(1, abs=0.15)
+    unbalanced = _where(rows, panel="failure", case="unbalanced")
+    assert unbalanced[-1]["value"] == "inf"
+    stalled = [float(r["value"]) for r in _where(rows, panel="failure", case="zero margin")]
+    assert stalled[0] > 0.01 and np.allclose(stalled[:20], stalled[0])
+    assert float(_where(rows, panel="failure", case="balanced")[-1]["value"]) < 1e-8
+
+
+@pytest.mark.slow
+def test_acceleration_experiment(tmp_path):
+    rows = _quick_csv("acceleration_by_depth", tmp_path)
+    hits = {r["method"]: int(r["step"])
+            for r in _where(rows, panel="iterations", dataset="synthetic", p="4")}
+    assert len(hits) == 6 and 0 <= hits["GD N=2"]
+    assert hits["GD N=1"] < 0 or hits["GD N=2"] < hits["GD N=1"]
+
+
+@pytest.mark.slow
+def test_lp_landscape_experiment(tmp_path):
+    rows = _quick_csv("lp_landscape", tmp_path)
+    paths = {}
+    for r in _where(rows, panel="path"):
+        paths.setdefault(r["method"], []).append([float(r[k]) for k in ("w1", "w2", "value")])
+    gd, flow, layers = (np.array(p) for p in paths.values())
+    assert np.abs(flow[:, :2] - layers[:, :2]).max() < 1e-3
+    assert np.abs(flow[:, :2] - gd[:, :2]).max() > 0.05
+    assert flow[-1, 2] < gd[-1, 2] < gd[0, 2]
+    assert len(_where(rows, panel="grid")) == 30 * 30
