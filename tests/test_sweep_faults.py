@@ -21,16 +21,17 @@ model.m = 4
 data.d = 2
 data.n_train = 8
 data.n_test = 8
-train.steps = 3000000
+train.steps = 200000000
 train.lr = 0.0001
-record.every = 10000
-record.snapshot_every = 1000000
+record.every = 100000
+record.snapshot_every = 10000000
 record.checkpoint_every = 1000000000
 record.checkpoint_seconds = 1000000.0
 [grid]
 "model.activation" = ["relu", "tanh"]
 """
-"""Two long points whose only checkpoints are step 0, the end, and a signal's."""
+"""Two points too long to finish during a test, whose only checkpoints are step 0 and a
+signal's."""
 
 
 def children(pid):

@@ -246,8 +246,8 @@ def sbatch_scripts(folder, partition=None, time=None, mem=None, cpus: int = 1,
 
 def _remove_old_scripts(folder: Path):
     """Remove the scripts an earlier call wrote (a plan split differently leaves none behind)."""
-    for old in arrays(folder):
-        name = Path(old["script"]).name
+    names = {SBATCH} | {Path(old["script"]).name for old in arrays(folder)}
+    for name in names:
         if name == SBATCH or re.fullmatch(r"sweep-\d{3}\.sbatch", name):
             (folder / name).unlink(missing_ok=True)
 
