@@ -152,6 +152,19 @@ def test_population_estimates_are_named_for_how_they_are_made():
         assert len(run.observable("population_loss").step) == 4  # 0, 7, 14 and the final
 
 
+def test_a_diverging_run_stops_at_the_step_that_blew_up():
+    cfg = config("gd_langevin", train={"lr": 1e4, "temperature": 0.0, "steps": 1000},
+                 model={"activation": "relu"}, scaling={"alpha": 30.0})
+    with simulate(cfg) as run:
+        assert run.status == "diverged"
+        k = int(run.steps[-1])
+        assert 0 < k < 1000 and f"at step {k}" in run.message
+        loss = run.observable("train_loss")
+        assert loss.step[-1] < k and np.all(np.isfinite(loss.value))
+        assert not np.all(np.isfinite(run.particles(-1))) or \
+            np.max(np.abs(run.particles(-1))) > 1e10
+
+
 def test_unknown_algorithm_is_an_input_error():
     with pytest.raises(InputError, match="train.algorithm"):
         algorithms.get("no_such_algorithm")
@@ -168,6 +181,7 @@ def test_import_sets_no_environment_variable_and_no_warning_filter():
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow  # a fresh process (compiles when the kernels changed)
 def test_a_run_kept_in_memory_does_not_load_h5py():
     code = ("import sys, meanfield; meanfield.simulate({'model': {'m': 4}, 'data': {'d': 2, "
             "'n_train': 5}, 'train': {'steps': 3}}); assert 'h5py' not in sys.modules")

@@ -64,6 +64,7 @@ def progress(path):
         return -1
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference_run, tmp_path):
     folder, expected = reference_run
     (tmp_path / "c.toml").write_text((folder / "c.toml").read_text())
@@ -95,6 +96,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference_run, t
     assert contents(out) == expected
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_resume_finishes(reference_run, tmp_path):
     folder, expected = reference_run
     out = tmp_path / "term.h5"
@@ -166,3 +168,21 @@ def test_wall_clock_checkpoints_resume_bit_identically_whatever_the_chunks(tmp_p
     monkeypatch.setattr(simulate_module, "WORK_PER_CHUNK", 1e4)
     simulate(cfg, out=tmp_path / "part.h5", resume=True).close()
     assert contents(tmp_path / "part.h5") == contents(tmp_path / "full.h5")
+
+
+def test_a_file_killed_before_its_first_checkpoint_restarts_cleanly(tmp_path):
+    """The header is written, the step-0 checkpoint is not (a kill in between)."""
+    from meanfield import algorithms, observables
+    from meanfield.data import make_dataset
+    from meanfield.recorders import HDF5Recorder
+    from meanfield.state import seed_streams
+
+    cfg = Config.from_dict({**CONFIG, "train": {**CONFIG["train"], "steps": 300}})
+    streams = seed_streams(cfg.run.seed)
+    state = algorithms.get("sgd").init(cfg, make_dataset(cfg, streams.data), streams)
+    killed = HDF5Recorder(tmp_path / "killed.h5")
+    killed.start(state, observables.series(state.problem))
+    killed.close()
+    simulate(cfg, out=tmp_path / "killed.h5", resume=True).close()
+    simulate(cfg, out=tmp_path / "fresh.h5").close()
+    assert contents(tmp_path / "killed.h5") == contents(tmp_path / "fresh.h5")
