@@ -15,6 +15,7 @@ import numpy as np
 from ..config import Config
 from ..data import FIELDS, Dataset
 from ..errors import InputError
+from ..recorders import Observable
 from . import layout as L
 from .hdf import open_file, refresh
 
@@ -22,9 +23,6 @@ Checkpoint = namedtuple("Checkpoint", "step particles initial rng_state extras",
                         defaults=(None,))
 """Where a run can continue from: step, particles, initial particles, RNG state (dict),
 algorithm ``extras`` (name -> array; empty when the algorithm keeps none)."""
-
-Observable = namedtuple("Observable", "step time value")
-"""A recorded time series: integer ``step``, physical ``time`` = lr * step, ``value``."""
 
 _HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError)
 _BOOLEAN = ("bias", "symmetric")
