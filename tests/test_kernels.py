@@ -2,6 +2,7 @@
 
 import itertools
 
+import numba
 import numpy as np
 import pytest
 from conftest import make_problem
@@ -12,6 +13,7 @@ from meanfield.activations import NAMES as ACTIVATIONS
 from meanfield.kernels import forward, make_population, risk, risk_and_velocity
 from meanfield.kernels import make_model, model_risk_and_velocity, tangent_forward, workspace
 from meanfield.kernels.network import DIRECT_MAX_WORK, tile_rows
+from meanfield.kernels.tiles import tile_shape
 from meanfield.kernels.training import COLUMNS, Data, gd_chunk, make_loop
 from meanfield.losses import IDS as LOSS
 
@@ -87,19 +89,45 @@ def test_50_gd_steps_match_reference(act, loss, bias, size):
         assert obs[4, 0] == pytest.approx(ref.risk(P_40, X, y, act, loss, alpha, bias), rel=1e-12)
 
 
-def test_results_do_not_depend_on_thread_count():
-    import numba
-    n, m, d = 3000, 64, 20
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads to compare")
+@pytest.mark.parametrize("n,m,d", [(3000, 64, 20), (50, 70000, 3)])
+def test_results_do_not_depend_on_thread_count(n, m, d):
+    """One thread and all threads give bit-identical results (one-pass and two-pass paths)."""
     P, X, y = make_problem(n, m, d, True, "squared", seed=2)
+    saved = numba.get_num_threads()
     results = []
-    for threads in (1, numba.config.NUMBA_NUM_THREADS):
-        numba.set_num_threads(threads)
-        V = np.empty_like(P)
-        R = risk_and_velocity(P, X, y, ACT["tanh"], LOSS["squared"], 3.0, 0.0, V)
-        results.append((R, V))
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
-    assert rel(results[0][1], results[1][1]) < 1e-12
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            V = np.empty_like(P)
+            R = risk_and_velocity(P, X, y, ACT["tanh"], LOSS["squared"], 3.0, 0.0, V)
+            results.append((R, V))
+    finally:
+        numba.set_num_threads(saved)
+    assert numba.get_num_threads() == saved
+    assert results[0][0] == results[1][0]
+    assert np.array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("act,loss,bias", [("tanh", "logistic", True), ("relu", "squared", False),
+                                           ("softplus", "squared", True)])
+def test_two_pass_path_over_particle_blocks(act, loss, bias):
+    """m large enough for the two-pass path, the last particle block partial."""
+    n, m, d = 40, 70000, 3
+    t, mb = tile_shape(n, m, d)
+    assert 0 < t and mb < m and m % mb != 0
+    P0, X, y = make_problem(n, m, d, bias, loss, seed=5)
+    P = P0 + 0.1 * np.random.default_rng(6).standard_normal(P0.shape)
+    V = np.empty_like(P)
+    R = risk_and_velocity(P, X, y, ACT[act], LOSS[loss], 3.0, 0.2, V)
+    assert R == pytest.approx(ref.risk(P, X, y, act, loss, 3.0, bias), rel=1e-12)
+    assert rel(V, ref.velocity(P, X, y, act, loss, 3.0, bias, 0.2)) < 1e-12
+    assert rel(forward(P, X, ACT[act], 3.0), ref.forward(P, X, act, 3.0, bias)) < 1e-12
+    T_ref = ref.tangent_forward(P, P0, X, act, 3.0, bias)
+    assert rel(tangent_forward(P, P0, X, ACT[act], 3.0), T_ref) < 1e-12
+    R = model_risk_and_velocity(P, make_model(act, loss, 3.0, 0.0, True, P0), X, y, V,
+                                workspace(n, m, d, True))
+    assert R == pytest.approx(np.mean(ref.LOSSES[loss][0](T_ref, y)), rel=1e-12)
 
 
 @pytest.mark.parametrize("act,loss,bias", [("relu", "squared", False), ("tanh", "logistic", True),

@@ -28,58 +28,28 @@ in place of the multiplying c, and g taken at Tf.  Both share one
 implementation: features (A, b) at w (or w0), output weights c, and for the
 tangent model the displacement (dA, db) and c0.
 
-Two paths compute the same sums (:func:`tile_rows` chooses).
-
-* Small systems (n m d < ``DIRECT_MAX_WORK``) run plain loops: no BLAS call,
-  no thread launch, no allocation (every buffer lives in a workspace that
-  :func:`meanfield.kernels.training.train_chunk` allocates once per chunk).
-* Large systems tile over the data, ``t`` rows at a time with ``t m`` about
-  ``TILE_ELEMS``, so memory beyond the inputs is O(t m).  A step is two GEMMs
-  per tile, :math:`Z = X_t A^T` and
-  :math:`[\sum_j g_j s'(z_{ij}) x_j]_{k i} = (X_t^T H)_{k i}` with
-  :math:`H_{ji} = g_j s'(z_{ij})` (accumulated in place over the tiles), the
-  GEMVs :math:`S^T g` (and :math:`H^T 1` with a bias), and the elementwise
-  work (activation, its derivative, the output, the loss, g and H) fused
-  into one ``prange`` pass over the rows of the tile in between.  The
-  tangent model adds one GEMM :math:`X_t\, \Delta A^T`.
-
-Each output entry is summed by one thread in a fixed order (the row pass
-parallelises over rows; BLAS splits only the output entries among its
-threads), so results do not depend on the number of threads.
+Three paths compute the same sums (:func:`meanfield.kernels.tiles.tile_shape`
+chooses).  Small systems (n m d < ``DIRECT_MAX_WORK``) run plain loops: no BLAS
+call, no thread launch, no allocation (every buffer lives in a :func:`workspace`
+that the caller allocates once per chunk).  Larger ones tile over the data, and
+for large m over the particles too, spending a step in GEMMs with the
+elementwise work fused into parallel passes over tile rows (see
+:mod:`meanfield.kernels.tiles`); memory beyond the inputs is O(tile), never
+O(n m).
 """
 
 import numpy as np
-from numba import prange
 
-from .blas import gemm, gemv_t
-from .elementwise import act_rows, dot, loss_deriv, loss_value
+from .elementwise import loss_deriv, loss_value
 from .jit import jit, jit_parallel
 from .structs import Model, Workspace
-
-TILE_ELEMS = 1 << 18
-"""Entries of one (tile rows, m) buffer on the GEMM path while m is small enough for
-``MIN_TILE_ROWS`` rows (2 MiB each; there are two, three for the tangent model)."""
-
-MIN_TILE_ROWS = 64
-"""Fewest data rows of a tile (while ``MAX_TILE_ELEMS`` allows): thinner GEMMs are slow."""
-
-MAX_TILE_ELEMS = 1 << 22
-"""Most entries of one tile buffer (32 MiB), whatever m."""
-
-DIRECT_MAX_WORK = 1 << 16
-"""Systems with n * m * d below this use the plain-loop path."""
+from .tiles import DIRECT_MAX_WORK, one_pass, row_features, tile_shape, two_passes
 
 
 @jit
 def tile_rows(n, m, d):
-    """Rows of data per tile on the GEMM path, or 0 for the plain-loop path."""
-    if n * m * d < DIRECT_MAX_WORK:
-        return 0
-    m = max(m, 1)
-    t = TILE_ELEMS // m
-    if t < MIN_TILE_ROWS:
-        t = min(MIN_TILE_ROWS, MAX_TILE_ELEMS // m)
-    return max(1, min(n, t))
+    """Rows of data per tile on the GEMM paths, or 0 for the plain-loop path."""
+    return tile_shape(n, m, d)[0]
 
 
 @jit
@@ -92,21 +62,23 @@ def workspace(n, m, d, tangent):
     and the multiplier of the velocity (c, or c0 for the tangent model); the
     accumulators, transposed, ``acc`` = [sum_j g_j s' x_j, sum_j g_j s']^T (d + 1, m)
     and ``accc`` = sum_j g_j s (m,); the tile buffers ``S`` = s(z), ``H`` = g_j s'(z)
-    and ``DZ`` = X_t dA^T (tangent model) (t, m) (one row each on the plain-loop
+    and ``DZ`` = X_t dA^T (tangent model) (t, mb) (one row each on the plain-loop
     path); ``ones`` (t,) (empty on the plain-loop path); ``fl``, ``g`` and ``f``
-    (t,) the loss, g and output of each row.  (The transposed accumulator makes the
+    the loss, g and output of each row of a tile ((t,); g and f (n,) on the two-pass
+    path).  (The transposed accumulator makes the
     backward GEMM ``acc = X_t^T H``, with the big tile H as its untransposed right
     operand: the fast form for BLAS.)
     """
-    t = tile_rows(n, m, d)
+    t, mb = tile_shape(n, m, d)
     r = max(t, 1)
     direct = d if t == 0 else 0
     dA = (np.empty((d, m)) if t == 0 else np.empty((m, d))) if tangent else np.empty((0, m))
+    rows = n if mb < m else r
     return Workspace(np.empty((direct, m)), np.empty(m), np.empty(m),
                      dA, np.empty(m), np.empty(m),
                      np.empty((d + 1, m)), np.empty(m),
-                     np.empty((r, m)), np.empty((r, m)), np.empty((r if tangent else 0, m)),
-                     np.ones(t), np.empty(r), np.empty(r), np.empty(r))
+                     np.empty((r, mb)), np.empty((r, mb)), np.empty((r if tangent else 0, mb)),
+                     np.ones(t), np.empty(r), np.empty(rows), np.empty(rows))
 
 
 @jit
@@ -140,26 +112,6 @@ def _features(P, model, ws):
                 ws.dA[i, k] = P[i, k] - Q[i, k]
 
 
-@jit
-def _row_features(act, tangent, ws, S, H, DZ):
-    """One tile row: S <- s(S + b), H <- s'(S + b); returns the output sum.
-
-    The output sum is sum_i c_i s(z_i) (plus sum_i cm_i s'(z_i) (DZ_i + db_i)
-    for the tangent model, with DZ <- s'(z_i) (DZ_i + db_i)).
-    """
-    b = ws.b
-    for i in range(S.shape[0]):
-        S[i] += b[i]
-    act_rows(act, S, H)
-    acc = dot(ws.c, S)
-    if tangent:
-        db = ws.db
-        for i in range(S.shape[0]):
-            DZ[i] = H[i] * (DZ[i] + db[i])
-        acc += dot(ws.cm, DZ)
-    return acc
-
-
 # ----------------------------------------------------------------- plain-loop path
 @jit
 def _row_output(model, X, j, ws):
@@ -182,7 +134,7 @@ def _row_output(model, X, j, ws):
             dA = ws.dA[k]
             for i in range(m):
                 DZ[i] += dA[i] * x
-    return model.alpha / m * _row_features(model.act, model.tangent, ws, S, ws.H[0], DZ)
+    return model.alpha / m * row_features(model.act, model.tangent, ws, S, ws.H[0], DZ)
 
 
 @jit
@@ -209,68 +161,6 @@ def _accumulate_direct(model, X, y, ws):
         row = acc[d]
         for i in range(m):
             row[i] += g * H[i]
-    return total
-
-
-# ---------------------------------------------------------------------- GEMM path
-@jit_parallel
-def _tile_pass(model, grad, ws, y, j0, t):
-    """The elementwise work of one tile of t rows starting at data row j0, in parallel over rows.
-
-    Outputs to ``ws.f``; with ``grad`` also the losses to ``ws.fl``, g to ``ws.g``,
-    and row r of ``H`` is scaled by g_r.  (The arrays are taken out of ``ws``
-    before the parallel loop: Numba loses writes through a tuple field there.)
-    """
-    S, H, DZ, f, fl, g = ws.S, ws.H, ws.DZ, ws.f, ws.fl, ws.g
-    act, loss, tangent = model.act, model.loss, model.tangent
-    scale = model.alpha / S.shape[1]
-    gscale = 1.0 / (model.alpha * y.shape[0])
-    for r in prange(t):
-        fr = scale * _row_features(act, tangent, ws, S[r], H[r], DZ[r] if tangent else S[r])
-        f[r] = fr
-        if grad:
-            yj = y[j0 + r]
-            fl[r] = loss_value(loss, fr, yj)
-            gr = loss_deriv(loss, fr, yj) * gscale
-            g[r] = gr
-            Hr = H[r]
-            for i in range(Hr.shape[0]):
-                Hr[i] *= gr
-
-
-@jit
-def _tile_gemms(P, model, Xt, ws, tt):
-    """Pre-activations X_t A^T of a tile into S (and X_t dA^T into DZ for the tangent model)."""
-    d = Xt.shape[1]
-    Q = model.P0 if model.tangent else P
-    gemm(False, True, 1.0, Xt, Q[:, :d], 0.0, ws.S[:tt])
-    if model.tangent:
-        gemm(False, True, 1.0, Xt, ws.dA, 0.0, ws.DZ[:tt])
-
-
-@jit_parallel
-def _tiles(P, model, X, y, ws, grad, out):
-    """GEMM path over data tiles: outputs into ``out`` (forward), or sum_j loss_j and the
-    g-weighted sums (``grad``)."""
-    n, d = X.shape
-    t = ws.S.shape[0]
-    bias = P.shape[1] == d + 2
-    total = 0.0
-    for j0 in range(0, n, t):
-        tt = min(t, n - j0)
-        Xt = X[j0:j0 + tt]
-        _tile_gemms(P, model, Xt, ws, tt)
-        _tile_pass(model, grad, ws, y, j0, tt)
-        if grad:
-            for r in range(tt):
-                total += ws.fl[r]
-            beta = 0.0 if j0 == 0 else 1.0
-            gemv_t(1.0, ws.S[:tt], ws.g[:tt], beta, ws.accc)
-            gemm(True, False, 1.0, Xt, ws.H[:tt], beta, ws.acc[:d])
-            if bias:
-                gemv_t(1.0, ws.H[:tt], ws.ones[:tt], beta, ws.acc[d])
-        else:
-            out[j0:j0 + tt] = ws.f[:tt]
     return total
 
 
@@ -302,8 +192,10 @@ def model_outputs(P, model, X, ws, out):
     if ws.ones.shape[0] == 0:
         for j in range(X.shape[0]):
             out[j] = _row_output(model, X, j, ws)
+    elif ws.S.shape[1] == P.shape[0]:
+        one_pass(P, model, X, out, ws, False, out)
     else:
-        _tiles(P, model, X, out, ws, False, out)
+        two_passes(P, model, X, out, ws, False, out)
 
 
 @jit_parallel
@@ -325,8 +217,10 @@ def model_risk_and_velocity(P, model, X, y, V, ws):
     _features(P, model, ws)
     if ws.ones.shape[0] == 0:
         total = _accumulate_direct(model, X, y, ws)
+    elif ws.S.shape[1] == P.shape[0]:
+        total = one_pass(P, model, X, y, ws, True, y)
     else:
-        total = _tiles(P, model, X, y, ws, True, y)
+        total = two_passes(P, model, X, y, ws, True, y)
     _velocity(P, model, ws, V)
     return total / X.shape[0]
 
