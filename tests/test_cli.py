@@ -238,7 +238,7 @@ def test_info_reports_m_of_the_file(work):
 
 BAD_CONFIGS = {
     "unknown_section": ("[modle]\nm = 8\n", ["modle"]),
-    "unknown_key": ("[model]\nwidth = 8\n", ["model.width", "unknown key"]),
+    "unknown_key": ("[model]\nwdith = 8\n", ["model.wdith", "unknown key"]),
     "wrong_type_str_for_int": ('[model]\nm = "8"\n', ["model.m"]),
     "wrong_type_float_for_int": ("[train]\nsteps = 10.0\n", ["train.steps"]),
     "wrong_type_int_for_bool": ("[model]\nbias = 1\n", ["model.bias"]),
@@ -266,7 +266,7 @@ def test_bad_config_file(text, needles, tmp_path):
 
 BAD_SETS = {
     "unknown_section": ("nosuch.m=1", ["nosuch"]),
-    "unknown_key": ("model.width=8", ["model.width", "unknown key"]),
+    "unknown_key": ("model.wdith=8", ["model.wdith", "unknown key"]),
     "wrong_type": ("model.m=eight", ["model.m"]),
     "float_for_int": ("model.m=8.5", ["model.m"]),
     "bool_for_float": ("train.lr=true", ["train.lr"]),
