@@ -50,10 +50,12 @@ def _warmup_configs():
     run would do; every choice of ``[train]`` (algorithm, model) x bias x loss
     x data kind is run anyway, cycling through the activations, so that a kernel added
     later with a type-dependent branch is covered too.  Each run is two
-    steps of a 2-particle network on 4 points.
+    steps of a 2-particle network on 4 points; then one deep linear run per
+    algorithm of :mod:`meanfield.algorithms.deep_linear`.
     """
     from .activations import NAMES as ACTS
     from .config import TrainConfig
+    from .deep_linear.config import ALGORITHMS as DEEP_LINEAR
     from .losses import NAMES as LOSSES
 
     # every choice of [train] (algorithm, model, ...), whatever this version has
@@ -61,6 +63,8 @@ def _warmup_configs():
                if "choices" in f.metadata}
     acts = itertools.cycle(ACTS)
     for train in itertools.product(*choices.values()):
+        if train[list(choices).index("algorithm")] in DEEP_LINEAR[1:]:
+            continue                                   # deep linear networks only: below
         for bias in (False, True):
             for loss in LOSSES:
                 for kind in ("teacher", "random_labels"):
@@ -74,6 +78,14 @@ def _warmup_configs():
                                   "batch_size": 2},
                         "record": {"every": 1, "snapshot_every": 1, "checkpoint_every": 1},
                     }
+    for algorithm in DEEP_LINEAR:
+        yield {"model": {"kind": "deep_linear", "depth": 1 if "ada" in algorithm else 2,
+                         "width": 2},
+               "data": {"kind": "linear_teacher", "d": 2, "n_train": 4, "n_test": 4},
+               "loss": {"name": "lp", "p": 4.0},
+               "train": {"algorithm": algorithm, "lr": 0.01, "steps": 2,
+                         "track_end_to_end": algorithm == "gd"},
+               "record": {"every": 1, "snapshot_every": 1, "checkpoint_every": 1}}
 
 
 def warmup(out=None) -> dict:
