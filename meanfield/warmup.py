@@ -79,8 +79,8 @@ def _warmup_configs():
                         "record": {"every": 1, "snapshot_every": 1, "checkpoint_every": 1},
                     }
     for algorithm in DEEP_LINEAR:
-        yield {"model": {"kind": "deep_linear", "depth": 1 if "ada" in algorithm else 2,
-                         "width": 2},
+        depth = 1 if algorithm in ("adagrad", "adam") else 2       # the baselines: depth 1
+        yield {"model": {"kind": "deep_linear", "depth": depth, "width": 2},
                "data": {"kind": "linear_teacher", "d": 2, "n_train": 4, "n_test": 4},
                "loss": {"name": "lp", "p": 4.0},
                "train": {"algorithm": algorithm, "lr": 0.01, "steps": 2,
