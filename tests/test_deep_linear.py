@@ -37,6 +37,20 @@ def test_loss_and_gradient_match_reference_and_fd(p, k):
     assert np.linalg.norm(G) > 1e-3
 
 
+@pytest.mark.parametrize("p", [2.0, 3.5])
+def test_reference_gradients_match_finite_differences(p):
+    """The plain-NumPy reference itself, against central differences of its own loss."""
+    net, X, Y = _problem([3, 4, 2], n=12)
+    layers = [a.copy() for a in net.layers]
+    w = ref.dl_end_to_end(layers)
+    np.testing.assert_allclose(ref.dl_gradient(w, X, Y, p),
+                               _fd_grad(lambda v: ref.dl_loss(v, X, Y, p), w), rtol=1e-6)
+    for j, g in enumerate(ref.dl_layer_gradients(layers, X, Y, p)):
+        def moved(v, j=j):
+            return ref.dl_loss(ref.dl_end_to_end(layers[:j] + [v] + layers[j + 1:]), X, Y, p)
+        np.testing.assert_allclose(g, _fd_grad(moved, layers[j]), rtol=1e-5, atol=1e-9)
+
+
 def test_squared_is_half_mean_square_and_lp_at_two():
     net, X, Y = _problem([3, 2])
     w = net.end_to_end()
