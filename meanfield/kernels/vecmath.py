@@ -10,9 +10,9 @@ become SIMD code.  Each is accurate to a few units in the last place:
 * ``exp``: :math:`e^x = 2^k e^r`, :math:`k = \lfloor x \log_2 e \rceil`,
   :math:`r = x - k \ln 2` (ln 2 split in two parts), :math:`|r| \le \ln 2 / 2`,
   :math:`e^r` by its Taylor polynomial of degree 13 (remainder below
-  :math:`3 \cdot 10^{-18}`); :math:`2^k` is built from its exponent bits.
-  The argument is clamped to [-708, 709] (so the result underflows to about
-  :math:`10^{-308}`, not to 0).
+  :math:`3 \cdot 10^{-18}`); :math:`2^k` is applied as two factors
+  :math:`2^{k_1} 2^{k - k_1}`, each built from its exponent bits, so that
+  subnormal results, underflow to 0 and overflow to inf come out as from the C library.
 * ``log1p`` on :math:`x \ge 0`: :math:`\log(1 + x) = 2\,\mathrm{atanh}\, s` with
   :math:`s = x / (2 + x)`, or :math:`\ln 2 + 2\,\mathrm{atanh}((x - 1) / (x + 3))`
   for :math:`x > \sqrt 2 - 1`, so that :math:`|s| \le 0.172`; atanh by its odd
@@ -70,8 +70,8 @@ def _pow2(typingctx, k):
 
 @jit_inline
 def exp(x):
-    """e^x for x in [-708, 709] (clamped outside), to about 1 ulp."""
-    x = min(max(x, -708.0), 709.0)
+    """e^x to about 1 ulp (0 below -745.2, inf above 709.8, like the C library)."""
+    x = min(max(x, -746.0), 710.0)
     k = math.floor(x * _LOG2E + 0.5)
     r = (x - k * _LN2_HI) - k * _LN2_LO
     p = ((((((1.0 / 6227020800.0 * r + 1.0 / 479001600.0) * r + 1.0 / 39916800.0) * r
@@ -79,7 +79,8 @@ def exp(x):
     p = (((((p * r + 1.0 / 720.0) * r + 1.0 / 120.0) * r + 1.0 / 24.0) * r + 1.0 / 6.0) * r
          + 0.5) * r
     p = p * r + r + 1.0
-    return p * _pow2(int(k))
+    k1 = int(k) >> 1
+    return p * _pow2(k1) * _pow2(int(k) - k1)
 
 
 @jit_inline
