@@ -138,3 +138,18 @@ def test_cli_run_info_and_plot(tmp_path):
     assert (tmp_path / "run.png").read_bytes()[:4] == b"\x89PNG"
     assert_input_error(cli("plot", "run.h5", "-o", "p.png", "--kind", "particles", cwd=tmp_path),
                        "deep linear", output=tmp_path / "p.png")
+
+
+@pytest.mark.slow
+def test_sweep_over_depth(tmp_path):
+    from meanfield.sweep import collect, plan, run_local
+
+    (tmp_path / "base.toml").write_text(_config().to_toml())
+    (tmp_path / "sweep.toml").write_text('base = "base.toml"\n[grid]\n"model.depth" = [1, 2, 3]\n'
+                                         '"loss.p" = [2.0, 4.0]\n')
+    run_local(plan(tmp_path / "sweep.toml", tmp_path / "out").folder)
+    rows, problems = collect(tmp_path / "out")
+    assert len(rows) == 6 and not problems and {r["status"] for r in rows} == {"completed"}
+    delta = {(r["model.depth"], r["loss.p"]): r["final.balancedness"] for r in rows}
+    assert sorted(delta) == [(n, p) for n in (1, 2, 3) for p in (2.0, 4.0)]
+    assert delta[1, 2.0] == delta[1, 4.0] == 0.0 < min(delta[3, 2.0], delta[3, 4.0])
