@@ -80,6 +80,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import entr, expit, log1p
 
 from .errors import InputError
+from .kernels.optimality import correlate
 from .observables import register
 
 ASCENT_STARTS = 256
@@ -194,9 +195,13 @@ class Polar:
     exact: bool
 
 
-def correlation(z, X, U) -> np.ndarray:
-    """g(u) = (1/n) sum_j z_j relu(u . x_j) for every row u of ``U``."""
-    return np.maximum(np.atleast_2d(U) @ X.T, 0.0) @ z / len(z)
+def correlation(z, X, U, gradient=False):
+    """g(u) = (1/n) sum_j z_j relu(u . x_j) for every row u of ``U`` (and its gradient)."""
+    U = np.ascontiguousarray(np.atleast_2d(U), dtype=np.float64)
+    g, G = np.empty(len(U)), np.empty_like(U)
+    correlate(U, np.ascontiguousarray(X, dtype=np.float64),
+              np.ascontiguousarray(z, dtype=np.float64), g, G)
+    return (g, G) if gradient else g
 
 
 def _best(z, X, U, exact) -> Polar:
@@ -243,24 +248,30 @@ def _ascent(z, X, starts, candidates) -> Polar:
     grad g(u) = (1/n) sum_{j: u . x_j > 0} z_j x_j: for large eta this is the
     maximiser sigma v_S / |v_S| of the linear piece of the activation set S of u.
     A step is kept when it increases sigma g (then eta doubles) and otherwise
-    eta shrinks, until every eta < 1e-9.  ``candidates`` are evaluated as well.
+    eta shrinks tenfold, until every eta < 1e-7; starts that reached the same
+    point after the first step are followed once.  ``candidates`` are
+    evaluated as well.
     """
     U = np.vstack([starts, starts])
     sigma = np.repeat([1.0, -1.0], len(starts))
     value = sigma * correlation(z, X, U)
     eta = np.full(len(U), 1e6)
-    for _ in range(ASCENT_ITERATIONS):
-        live = np.flatnonzero(eta > 1e-9)
+    for it in range(ASCENT_ITERATIONS):
+        if it == 1:
+            _, first = np.unique(np.round(np.column_stack([U, sigma]), 12), axis=0,
+                                 return_index=True)
+            U, sigma, value, eta = U[first], sigma[first], value[first], eta[first]
+        live = np.flatnonzero(eta > 1e-7)
         if len(live) == 0:
             break
-        grad = ((U[live] @ X.T > 0) * z) @ X / len(z)
+        _, grad = correlation(z, X, U[live], gradient=True)
         size = np.linalg.norm(grad, axis=1)
         step = U[live] + (eta[live] * sigma[live] / np.where(size > 0, size, 1.0))[:, None] * grad
         step /= np.linalg.norm(step, axis=1, keepdims=True)
         new = sigma[live] * correlation(z, X, step)
         better = new > value[live]
         U[live[better]], value[live[better]] = step[better], new[better]
-        eta[live] = np.where(better & (size > 0), np.minimum(2 * eta[live], 1e6), eta[live] / 4)
+        eta[live] = np.where(better & (size > 0), np.minimum(2 * eta[live], 1e6), eta[live] / 10)
     return _best(z, X, np.vstack([U, candidates]), False)
 
 

@@ -55,6 +55,19 @@ def converged():
 
 
 # ------------------------------------------------------------------------ polar
+def test_correlation_kernel_against_numpy_and_finite_differences():
+    rng = np.random.default_rng(10)
+    X, z, U = rng.standard_normal((30, 4)), rng.standard_normal(30), rng.standard_normal((7, 4))
+    g, G = correlation(z, X, U, gradient=True)
+    np.testing.assert_allclose(g, np.maximum(U @ X.T, 0) @ z / 30, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(G, ((U @ X.T > 0) * z) @ X / 30, rtol=1e-13, atol=1e-15)
+    h = 1e-6
+    for q in range(4):
+        e = h * np.eye(4)[q]
+        fd = (correlation(z, X, U + e) - correlation(z, X, U - e)) / (2 * h)
+        np.testing.assert_allclose(G[:, q], fd, rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_circle_polar_matches_a_fine_grid(seed):
     rng = np.random.default_rng(seed)
@@ -327,6 +340,7 @@ def _cli(*args, cwd):
                           env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_certify_text_and_json(run_file, tmp_path):
     res = _cli("certify", run_file, "--json", "--snapshot", "1", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
