@@ -215,12 +215,20 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _two_layer_only(run, args):
+    """Refuse a deep linear run in a command about two-layer networks."""
+    if run.config.model.kind == "deep_linear":
+        raise InputError(f"{args.file}: meanfield {args.command} applies to two-layer "
+                         "networks, not to a deep linear run")
+
+
 def cmd_certify(args) -> int:
     import json
 
     from .optimality import certify
     from .storage import open_run
     with open_run(args.file) as run:
+        _two_layer_only(run, args)
         cert = certify(run, snapshot=args.snapshot)
     print(json.dumps(cert.as_dict()) if args.json else cert.summary())
     return 0
@@ -230,6 +238,7 @@ def cmd_gram(args) -> int:
     from .gram import format_gram_report, gram_report
     from .storage import open_run
     with open_run(args.file) as run:
+        _two_layer_only(run, args)
         report = gram_report(run)
     print(json.dumps(report) if args.json else format_gram_report(report))
     return 0

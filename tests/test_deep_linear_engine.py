@@ -138,6 +138,8 @@ def test_cli_run_info_and_plot(tmp_path):
     assert (tmp_path / "run.png").read_bytes()[:4] == b"\x89PNG"
     assert_input_error(cli("plot", "run.h5", "-o", "p.png", "--kind", "particles", cwd=tmp_path),
                        "deep linear", output=tmp_path / "p.png")
+    for command in ("certify", "gram"):
+        assert_input_error(cli(command, "run.h5", cwd=tmp_path), command, "deep linear")
 
 
 @pytest.mark.slow
