@@ -19,7 +19,7 @@ from meanfield import InputError, open_run, simulate
 from meanfield import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 300
+TIMEOUT = 600
 
 
 def slurm_problem():
@@ -191,8 +191,12 @@ def test_usr1_requeues_until_the_limit_then_the_point_is_failed(tiny, tmp_path):
     job = submit(script, tmp_path)
     wait_training(job, plan.path(0), folder)
     usr1(job)                      # restart 0 < 1: checkpoint, requeue
+    deadline = time.monotonic() + TIMEOUT
+    while "requeueing job" not in logs(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
     done = recorded(plan.path(0))
     wait_training(job, plan.path(0), folder, more_than=done, requeued=True)
+    assert "restart 1)" in logs(folder)
     usr1(job)                      # restart 1: the limit, the point is failed
     wait_for(job, folder)
     text = logs(folder)

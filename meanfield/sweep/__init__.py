@@ -78,7 +78,8 @@ Examples
 from ..warmup import warmup
 from .execute import PointInterrupted, run_config, run_point, run_sweep
 from .local import run_local
-from .plan import FAILED, MANIFEST, RUNS, Plan, Point, load_plan, point_seed
+from .plan import (FAILED, FORMAT, FORMAT_VERSION, MANIFEST, RUNS, Plan, Point, load_plan,
+                   point_seed)
 from .results import (FINAL, STATES, Problem, collect, file_status, point_statuses, status,
                       status_report)
 from .slurm import LOGS, SBATCH, sbatch_script, sbatch_scripts
@@ -91,4 +92,4 @@ __all__ = ["Plan", "Point", "Problem", "PointInterrupted", "read_sweep", "plan",
            "point_seed", "run_point", "run_config", "run_local", "run_sweep", "file_status",
            "point_statuses", "status", "status_report", "collect", "sbatch_script",
            "sbatch_scripts", "warmup", "FINAL", "STATES", "MANIFEST", "RUNS", "FAILED", "LOGS",
-           "SBATCH", "SUMMARY", "NUMBA_CACHE"]
+           "SBATCH", "SUMMARY", "NUMBA_CACHE", "FORMAT", "FORMAT_VERSION"]
