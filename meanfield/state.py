@@ -36,6 +36,15 @@ def seed_streams(seed: int) -> Streams:
     return Streams(*(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)))
 
 
+def _plain(value):
+    """``value`` with every array (SFC64 keeps its state in one) as a list of ints."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return [int(v) for v in value]
+    return value
+
+
 @dataclass
 class Problem:
     """What a run solves, fixed along it.
@@ -113,7 +122,7 @@ class State:
 
     def rng_state(self) -> dict:
         """The state of every random stream, as JSON-able dicts (for a checkpoint)."""
-        return {name: g.bit_generator.state for name, g in self.rng.items()}
+        return {name: _plain(g.bit_generator.state) for name, g in self.rng.items()}
 
     def restore(self, step: int, particles: np.ndarray, rng_state: dict, extras=None) -> "State":
         """Continue from a checkpoint: its step, particles, stream states and extras.

@@ -38,10 +38,17 @@ def problem(config, data, P0, population_rng) -> Problem:
 
 
 def start(config, data, rng, streams) -> State:
-    """The state at step 0: particles drawn from ``rng.init``, one training stream per name."""
+    """The state at step 0: particles drawn from ``rng.init``, one training stream per name.
+
+    The training streams are SFC64 generators (spawned from ``rng.train``'s
+    seed): NumPy's fastest, about 20% faster normals than its default PCG64.
+    """
     P = init_particles(config, rng.init)
     pb = problem(config, data, P.copy(), rng.population)
-    return State(P, 0, dict(zip(streams, rng.train.spawn(len(streams)))), {}, pb)
+    seeds = rng.train.bit_generator.seed_seq.spawn(len(streams))
+    generators = {name: np.random.Generator(np.random.SFC64(seed))
+                  for name, seed in zip(streams, seeds)}
+    return State(P, 0, generators, {}, pb)
 
 
 def _record_steps(k0, done, nsteps, loop):

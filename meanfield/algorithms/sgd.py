@@ -30,16 +30,31 @@ def work(config) -> float:
     return config.train.batch_size * config.model.m * config.dim
 
 
+def _buffer(state, nsteps):
+    """The batch inputs buffer (nsteps, B, d), allocated once per run and reused."""
+    cfg = state.problem.config
+    shape = (nsteps, cfg.train.batch_size, cfg.data.d)
+    X = state.problem.cache.get("sgd_inputs")
+    if X is None or X.shape[0] < nsteps:
+        X = state.problem.cache["sgd_inputs"] = np.empty(shape)
+    return X[:nsteps]
+
+
 def draw_batches(state, nsteps) -> Batches:
-    """The batches of the next ``nsteps`` steps, (nsteps, B, d) inputs and (nsteps, B) labels."""
+    """The batches of the next ``nsteps`` steps, (nsteps, B, d) inputs and (nsteps, B) labels.
+
+    The inputs are written into a buffer reused by the next call.
+    """
     pb = state.problem
     cfg, data = pb.config, pb.data
     B, d = cfg.train.batch_size, cfg.data.d
     g = state.rng["batches"]
+    X = _buffer(state, nsteps)
     if data.teacher is None:
         idx = g.integers(0, len(data.y_train), size=(nsteps, B))
-        return Batches(data.x_train[idx], data.y_train[idx])
-    X = g.standard_normal((nsteps, B, d))
+        np.take(data.x_train, idx, axis=0, out=X)
+        return Batches(X, data.y_train[idx])
+    g.standard_normal(out=X)
     if cfg.data.input == "sphere":
         X /= np.linalg.norm(X, axis=2, keepdims=True)
     noise = cfg.data.noise
