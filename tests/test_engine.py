@@ -84,9 +84,12 @@ def test_memory_run_equals_file_run(tmp_path):
 def test_simulate_takes_a_config_a_dict_or_a_toml_file(tmp_path):
     cfg = config("gd_langevin", train={"steps": 30})
     (tmp_path / "c.toml").write_text(cfg.to_toml())
-    runs = [simulate(c) for c in (cfg, cfg.to_dict(), tmp_path / "c.toml", str(tmp_path / "c.toml"))]
-    for run in runs[1:]:
-        assert np.array_equal(run.particles(-1), runs[0].particles(-1))
+    finals = []
+    for c in (cfg, cfg.to_dict(), tmp_path / "c.toml", str(tmp_path / "c.toml")):
+        with simulate(c) as run:
+            finals.append(run.particles(-1))
+    for P in finals[1:]:
+        assert np.array_equal(P, finals[0])
     for bad in (42, ["model"], None):
         with pytest.raises(InputError):
             simulate(bad)

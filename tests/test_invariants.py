@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from conftest import make_problem
 
-import reference as ref
 from meanfield import Config
 from meanfield.activations import IDS as ACT
 from meanfield.kernels import forward
