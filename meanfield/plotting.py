@@ -83,7 +83,8 @@ def _log_axes(ax, xlabel, ylabel, widths=False):
 
 
 # ------------------------------------------------------------------ single runs
-def loss_curves(run, ax=None, names=("train_loss", "test_loss", "population_loss")):
+def loss_curves(run, ax=None, names=("train_loss", "test_loss", "population_loss",
+                                      "population_loss_mc")):
     """Recorded losses against physical time t = lr * step, on log-log axes.
 
     Parameters

@@ -44,7 +44,11 @@ class Interrupted(Exception):
 
 
 class _SignalCatcher:
-    """Turns SIGTERM, SIGINT and SIGUSR1 into a flag checked between chunks (main thread only)."""
+    """Turns SIGTERM, SIGINT and SIGUSR1 into a flag checked between chunks (main thread only).
+
+    Installed before anything slow (data, compilation): a signal during start-up
+    stops the run at its first chunk boundary, never with a traceback.
+    """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
@@ -59,6 +63,9 @@ class _SignalCatcher:
         return self
 
     def _handle(self, signum, frame):
+        if self.caught is None:  # say so at once: a cold compile can take a while
+            print(f"meanfield: {signal.Signals(signum).name} received: stopping after the "
+                  "current step chunk (or compilation), with a checkpoint", file=sys.stderr)
         self.caught = signum
 
     def __exit__(self, *exc):

@@ -128,7 +128,8 @@ def test_population_loss_method_is_stored(tmp_path):
         assert h["observables/population_loss"].attrs["method"] == "exact"
         assert len(h["observables/population_loss/step"]) == 2  # every 50 steps: 0 and final
     with h5py.File(tmp_path / "mc.h5") as h:
-        g = h["observables/population_loss"]
+        assert "observables/population_loss" not in h  # no closed form for tanh
+        g = h["observables/population_loss_mc"]
         assert g.attrs["method"] == "monte_carlo" and g.attrs["samples"] == 4000
         assert list(g["step"]) == [0, 20]  # snapshot steps
 

@@ -56,8 +56,9 @@ def compute(args):
         for i, point in enumerate(p.points):
             with open_run(p.path(i)) as run:
                 cfg = run.config
-                pop = run.observable("population_loss")
-                estimate = "exact" if cfg.train.algorithm == "population" else "monte-carlo"
+                exact = cfg.train.algorithm == "population"
+                pop = run.observable("population_loss" if exact else "population_loss_mc")
+                estimate = "exact" if exact else "monte-carlo"
                 status = run.status
                 loss = pop.value[-1]
             common = {"activation": name, "m": cfg.model.m, "m0": cfg.data.teacher_m,
