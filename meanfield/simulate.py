@@ -224,6 +224,8 @@ def _loop(state, algorithm, recorder, callback, bar, signals):
     chunk = chunk_steps(config, algorithm)
     if state.step == 0:
         _snapshot(recorder, state, snapshot)
+    elif state.step == steps:  # resumed from the final checkpoint: everything is recorded
+        return "completed", ""
     last_checkpoint = time.monotonic()
     while True:
         before = state.step

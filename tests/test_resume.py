@@ -186,3 +186,17 @@ def test_a_file_killed_before_its_first_checkpoint_restarts_cleanly(tmp_path):
     simulate(cfg, out=tmp_path / "killed.h5", resume=True).close()
     simulate(cfg, out=tmp_path / "fresh.h5").close()
     assert contents(tmp_path / "killed.h5") == contents(tmp_path / "fresh.h5")
+
+
+def test_resumed_at_its_final_checkpoint_a_run_records_nothing_twice(tmp_path):
+    """Killed after its last checkpoint but before its status became ``completed``."""
+    import h5py
+
+    cfg = Config.from_dict({**CONFIG, "train": {**CONFIG["train"], "steps": 300}})
+    out = tmp_path / "run.h5"
+    simulate(cfg, out=out).close()
+    expected = contents(out)
+    with h5py.File(out, "r+") as h:
+        h["meanfield"].attrs.modify("status", np.bytes_(b"running"))
+    simulate(cfg, out=out, resume=True).close()
+    assert contents(out) == expected
