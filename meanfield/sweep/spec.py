@@ -31,23 +31,15 @@ def _sections() -> dict:
 
 def _nest(table: dict, where: str) -> dict:
     """Turn quoted dotted keys (``"model.m" = 8``) of a base table into nested tables."""
-    out = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            out.setdefault(key, {})
-            if not isinstance(out[key], dict):
-                raise InputError(f"{where}: {key} is given twice")
-            out[key].update(value)
-        elif "." in key:
-            section, _, name = key.partition(".")
-            out.setdefault(section, {})
-            if not isinstance(out[section], dict):
-                raise InputError(f"{where}: {section} is given twice")
-            out[section][name] = value
-        else:
+    flat = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    for key, value in flat.items():
+        if "." not in key:
             raise InputError(f"{where}: {key} = {value!r} is not inside a section "
                              "(write section.key = value)")
-    return out
+    try:
+        return apply_overrides({k: v for k, v in table.items() if k not in flat}, flat)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
 def _read_base(value, sweep_path: Path) -> Config:
