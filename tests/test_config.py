@@ -600,6 +600,12 @@ def test_new_keys_wrong_type(section, key, value):
     raises_naming(f"{section}.{key}", Config.from_dict, {section: {key: value}})
 
 
+def test_init_path_is_for_two_layer_networks():
+    raises_naming("init.path", Config.from_dict,
+                  {"model": {"kind": "deep_linear"}, "data": {"kind": "linear_teacher"},
+                   "init": {"path": "p.npy"}})
+
+
 def test_ggn_needs_squared_loss():
     raises_naming("ggn", Config.from_dict,
                   {"train": {"algorithm": "ggn"}, "loss": {"name": "logistic"}})

@@ -148,6 +148,8 @@ class Config:
         if self.init.symmetric and self.model.m % 2 and not self.init.path:
             raise InputError(
                 f"model.m must be even with init.symmetric = true, got {self.model.m}")
+        if self.init.path and self.model.kind != "two_layer":
+            raise InputError('init.path needs model.kind = "two_layer" (particles of shape (m, D))')
         if self.data.kind == "file" and not self.data.path:
             raise InputError('data.path must name a .npz or .h5 file when data.kind = "file"')
         if self.train.algorithm == "ggn" and self.loss.name != "squared":
