@@ -636,6 +636,10 @@ def test_sections_are_frozen():
     raises_naming("model.m", dataclasses.replace, cfg, init=InitConfig(symmetric=True),
                   model=ModelConfig(m=3))
     assert hash(cfg) == hash(Config())
+    # frozen configs still travel to worker processes and copy
+    import copy
+    import pickle
+    assert pickle.loads(pickle.dumps(cfg)) == cfg and copy.deepcopy(cfg) == cfg
 
 
 def test_as_config(tmp_path):
