@@ -362,11 +362,13 @@ def _mount_readonly(folder):
 
 def test_outputs_on_a_read_only_file_system(tmp_path):
     (tmp_path / "c.toml").write_text(TINY)
+    (tmp_path / "s.toml").write_text('base = "c.toml"\n[grid]\n"model.m" = [4, 5]\n')
     assert cli("run", "c.toml", "-o", "run.h5", "-q", cwd=tmp_path).returncode == 0
+    assert cli("sweep", "plan", "s.toml", "-o", "sw", cwd=tmp_path).returncode == 0
     ro = _mount_readonly(tmp_path / "ro")
     try:
         for args in (["run", "c.toml", "-o", ro / "x.h5"], ["plot", "run.h5", "-o", ro / "x.png"],
-                     ["info", "run.h5"]):
+                     ["sweep", "collect", "sw", "-o", ro / "x.csv"], ["info", "run.h5"]):
             result = cli(*args, cwd=tmp_path, timeout=120)
             if args[0] == "info":
                 assert result.returncode == 0

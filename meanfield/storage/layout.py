@@ -56,12 +56,11 @@ def chunks(shape) -> tuple:
 def series(group, name, shape, compression="none", dtype=np.float64):
     """Create an extendable H5MD time series ``name`` with per-record ``shape``."""
     g = group.require_group(name)
-    value = g.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape),
-                             chunks=chunks(shape), dtype=dtype, **filters(compression))
-    step = g.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(1024,),
-                            dtype=np.int64, fletcher32=True)
-    time = g.create_dataset("time", shape=(0,), maxshape=(None,), chunks=(1024,),
-                            dtype=np.float64, fletcher32=True)
+    g.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape),
+                     chunks=chunks(shape), dtype=dtype, **filters(compression))
+    for name, kind in (("step", np.int64), ("time", np.float64)):
+        g.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(1024,), dtype=kind,
+                         fletcher32=True)
     attach_scales(g)
     return g
 
