@@ -704,7 +704,7 @@ _TABLES = st.fixed_dictionaries({
     for s in _fields(Config)})
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(_TABLES)
 def test_toml_round_trip_property(tables):
     try:

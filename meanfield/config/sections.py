@@ -167,7 +167,11 @@ class InitConfig:
 
 @section("data")
 class DataConfig:
-    """``[data]``: teacher-student, random labels or a user file (.npz / .h5)."""
+    """``[data]``: teacher-student, random labels or a user file (.npz / .h5, ``path``
+    relative to the config file).  The teacher's ``teacher_m`` neurons are averaged
+    (``teacher_output = "mean"``) or summed, with alternating or random signs;
+    ``label_corruption = p`` replaces a fraction p of the training labels by
+    shuffled ones (see :mod:`meanfield.data`)."""
 
     kind: str = field(default="teacher",
                       metadata=_choice("teacher", "random_labels", "file", "linear_teacher"))
