@@ -326,13 +326,17 @@ def test_memory_estimate_counts_the_arrays():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("override", ["model.m=1000000000", f"data.n_train={BIG}",
-                                      f"data.d={BIG}", f"train.steps={2**62 + 1}"])
-def test_sizes_beyond_the_machine_cli(override, tmp_path):
+@pytest.mark.parametrize("overrides", [
+    ["model.m=1000000000"], [f"data.teacher_m={BIG}"], [f"data.n_train={BIG}"],
+    [f"data.n_test={BIG}"], [f"data.d={BIG}"],
+    ["model.activation=tanh", f"data.population_samples={BIG}"],
+    ["train.algorithm=sgd", f"train.batch_size={BIG}"], [f"train.steps={2**62 + 1}"]])
+def test_sizes_beyond_the_machine_cli(overrides, tmp_path):
     (tmp_path / "c.toml").write_text(TINY)
-    key = override.split("=")[0]
-    assert_refused(cli("run", "c.toml", "-o", "out.h5", "--set", override, cwd=tmp_path),
-                   key, folder=tmp_path)
+    key = overrides[-1].split("=")[0]
+    sets = [a for o in overrides for a in ("--set", o)]
+    assert_refused(cli("run", "c.toml", "-o", "out.h5", *sets, cwd=tmp_path), key,
+                   folder=tmp_path)
 
 
 # ------------------------------------------- the published parameterisation
