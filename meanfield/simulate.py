@@ -140,7 +140,8 @@ def simulate(config, out=None, *, data=None, callback=None, progress: bool = Fal
             recorder.close()
             raise
         except BaseException as exc:
-            recorder.finish("failed", f"{type(exc).__name__}: {exc}").close()
+            failed = recorder.finish("failed", f"{type(exc).__name__}: {exc}")
+            getattr(failed, "close", lambda: None)()
             raise
         finally:
             bar.close()
