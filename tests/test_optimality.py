@@ -114,6 +114,16 @@ def test_ascent_is_a_true_lower_bound_that_beats_random_search():
     assert p.value >= np.abs(correlation(z, X, U)).max()
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_ascent_beats_a_dense_grid_of_the_sphere_in_d3(seed):
+    rng = np.random.default_rng(seed)
+    X, z = rng.standard_normal((60, 3)), rng.standard_normal(60)
+    i = np.arange(200000) + 0.5                        # Fibonacci sphere, spacing ~ 0.008
+    phi, theta = np.arccos(1 - 2 * i / len(i)), np.pi * (1 + 5 ** 0.5) * i
+    U = np.column_stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)])
+    assert polar_of(z, X).value >= np.abs(correlation(z, X, U)).max()
+
+
 def test_ascent_finds_the_exact_polar_of_a_planar_problem_embedded_in_d5():
     rng = np.random.default_rng(5)
     X2, z = rng.standard_normal((40, 2)), rng.standard_normal(40)
@@ -317,20 +327,26 @@ def test_certify_a_run_uses_its_config_data_and_snapshots(run_file):
 
 
 def test_observables_only_for_gd_relu_runs_and_inexact_above_the_plane(tmp_path):
+    from types import SimpleNamespace
+
     import h5py
 
+    from meanfield.config import Config
+    from meanfield.observables import REGISTRY
     from meanfield.simulate import simulate
     base = {"model": {"m": 6}, "data": {"d": 4, "n_train": 20}, "train": {"steps": 20},
             "record": {"every": 10, "snapshot_every": 10}}
     simulate(base, out=tmp_path / "d4.h5").close()
     with h5py.File(tmp_path / "d4.h5", "r") as h5:
         assert not bool(h5["observables/duality_gap"].attrs["exact"])
-    with simulate(base) as run:
-        assert np.all(run.observable("duality_gap").value >= 0)
-    for change in ({"train": {"steps": 20, "algorithm": "population"}},
-                   {"model": {"m": 6, "activation": "tanh"}}):
-        with simulate({**base, **change}) as run:
-            assert "polar" not in run.observable_names
+        assert np.all(h5["observables/duality_gap/value"][()] >= 0)
+    for change, applies in (({}, True), ({"train": {"algorithm": "population"}}, False),
+                            ({"train": {"algorithm": "sgd"}}, False),
+                            ({"train": {"model": "tangent"}}, False),
+                            ({"model": {"activation": "tanh"}}, False)):
+        problem = SimpleNamespace(config=Config.from_dict({**base, **change}))
+        assert REGISTRY["polar"].applies(problem) is applies
+        assert REGISTRY["duality_gap"].applies(problem) is applies
 
 
 def _cli(*args, cwd):
@@ -359,6 +375,7 @@ def test_cli_certify_text_and_json(run_file, tmp_path):
     assert lines[1].split()[:2] == ["bound", "0.015"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["missing.h5"], "missing.h5: no such file"),
     (["RUN", "--snapshot", "7"], "snapshot 7 out of range"),
@@ -369,3 +386,29 @@ def test_cli_certify_bad_input_exits_2(run_file, tmp_path, args, message):
     assert res.returncode == 2
     assert res.stderr.startswith("meanfield: error:") and message in res.stderr
     assert "Traceback" not in res.stderr
+
+
+# ------------------------------------------------------------------- experiment
+@pytest.mark.slow
+def test_spurious_minima_experiment_quick(tmp_path):
+    import csv
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env["MPLBACKEND"] = "Agg"
+    res = subprocess.run([sys.executable, REPO / "experiments" / "spurious_minima" / "run.py",
+                          "--quick", "--work", tmp_path / "work", "--data", tmp_path / "data"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / "data" / "spurious_minima.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(tmp_path / "data" / "spurious_minima.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["d"], r["m"]) for r in rows] == [("2", "4")] * 2 + [("2", "16")] * 2 + \
+        [("10", "6")] * 2 + [("10", "24")] * 2
+    for r in rows:
+        assert r["exact"] == str(r["d"] == "2") and float(r["bound"]) == pytest.approx(1e-3)
+        assert float(r["gap"]) >= 0
+        assert r["optimal"] == str(float(r["gap"]) <= 0.05 * float(r["objective"]))
+    # d = 10: the exact-width students are further from optimal than the 4 m0 ones
+    gap = {m: np.mean([float(r["relative_gap"]) for r in rows if r["m"] == m]) for m in "6 24".split()}
+    assert gap["6"] > gap["24"]
