@@ -123,6 +123,8 @@ class Problem:
         from .config import Config
         if isinstance(config, dict):
             config = Config.from_dict(config)
+        if config.model.kind != "two_layer":
+            raise InputError("model.kind must be 'two_layer' for an optimality certificate")
         if config.model.activation != "relu":
             raise InputError("model.activation must be 'relu' for an optimality certificate "
                              f"(got {config.model.activation!r})")
@@ -133,6 +135,8 @@ class Problem:
         if X.ndim != 2 or y.shape != X.shape[:1] or X.shape[1] != config.data.d:
             raise InputError(f"data: expected X of shape (n, {config.data.d}) and y of shape "
                              f"(n,), got {X.shape} and {y.shape}")
+        if config.loss.name == "logistic" and not np.all(np.abs(y) == 1.0):
+            raise InputError("data: labels must be in {-1, 1} for the logistic loss")
         if config.model.bias:
             X = np.hstack([X, np.ones((len(X), 1))])
         return cls(np.ascontiguousarray(X), y, float(config.alpha),
@@ -434,7 +438,7 @@ def insert_neuron(P, direction, sign, scale) -> np.ndarray:
 def _certifiable(problem) -> bool:
     """Runs whose objective J is the training-set one of a relu network (``gd``)."""
     cfg = problem.config
-    return (getattr(cfg.model, "kind", "two_layer") == "two_layer" and cfg.model.activation == "relu"
+    return (cfg.model.kind == "two_layer" and cfg.model.activation == "relu"
             and cfg.train.model == "network" and cfg.train.algorithm == "gd")
 
 

@@ -4,6 +4,7 @@ directions by scipy), and the certificate of stored runs through the API and the
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -273,10 +274,13 @@ def test_certificate_of_a_problem_equals_certify():
     ({**_config(), "train": {"model": "tangent"}}, np.zeros((2, 3)), "train.model"),
     (_config(), np.zeros((2, 4)), "particles: expected shape (m, 3)"),
     (_config(d=3), np.zeros((2, 3)), "data: expected X of shape (n, 3)"),
+    (_config(loss="logistic"), np.zeros((2, 3)), "data: labels must be in {-1, 1}"),
+    ({"model": {"kind": "deep_linear"}, "data": {"d": 2, "kind": "linear_teacher"}},
+     np.zeros((2, 3)), "model.kind must be 'two_layer'"),
 ])
 def test_bad_input_names_the_culprit(cfg, P, message):
     X, y = _teacher_data()
-    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InputError, match=re.escape(message)):
         certify(P, (X, y), cfg)
 
 
@@ -343,7 +347,9 @@ def test_observables_only_for_gd_relu_runs_and_inexact_above_the_plane(tmp_path)
     for change, applies in (({}, True), ({"train": {"algorithm": "population"}}, False),
                             ({"train": {"algorithm": "sgd"}}, False),
                             ({"train": {"model": "tangent"}}, False),
-                            ({"model": {"activation": "tanh"}}, False)):
+                            ({"model": {"activation": "tanh"}}, False),
+                            ({"model": {"kind": "deep_linear"},
+                              "data": {"d": 4, "kind": "linear_teacher"}}, False)):
         problem = SimpleNamespace(config=Config.from_dict({**base, **change}))
         assert REGISTRY["polar"].applies(problem) is applies
         assert REGISTRY["duality_gap"].applies(problem) is applies
