@@ -59,7 +59,7 @@ __all__ = [
     "dl_single_row_flow", "dl_gd", "dl_end_to_end_flow", "dl_adagrad", "dl_adam",
     "dl_balancedness",
     "arccos_kernels", "arcsine_kernels", "analytic_ntk", "h_inf", "w2_1d", "sliced_w2",
-    "published_gd", "published_loss",
+    "published_gd", "published_loss", "ggn_jacobian", "ggn",
 ]
 
 
@@ -684,3 +684,41 @@ def published_gd(W, X, y, scaling, step, steps):
         grad_a = scaling * (((H > 0.0) * r[:, None]) * W[:, -1][None, :]).T @ X
         W = W - (step / scaling) * np.hstack([grad_a, grad_c[:, None]])
     return W
+
+
+# --------------------------------------------------------------------------------------
+# Gram-Gauss-Newton (Cai et al. 2019)
+# --------------------------------------------------------------------------------------
+
+def ggn_jacobian(P, X, activation, alpha, bias):
+    """Jacobian ``J[j, i D + k] = d f(x_j) / d P[i, k]`` (shape (n, m D)) of :func:`forward`.
+
+    ``df/dc_i = (alpha/m) s(z_ij)``, ``df/da_i = (alpha/m) c_i s'(z_ij) x_j`` and
+    ``df/db_i = (alpha/m) c_i s'(z_ij)``.
+    """
+    s, ds = ACTIVATIONS[activation]
+    X = np.asarray(X, dtype=np.float64)
+    Z, _, _, c = _preactivations(P, X, bias)          # (m, n)
+    m, n = Z.shape
+    blocks = [(c[:, None] * ds(Z))[:, :, None] * X[None, :, :]]     # (m, n, d)
+    if bias:
+        blocks.append((c[:, None] * ds(Z))[:, :, None])
+    blocks.append(s(Z)[:, :, None])
+    J = (alpha / m) * np.concatenate(blocks, axis=2)                # (m, n, D)
+    return J.transpose(1, 0, 2).reshape(n, -1)
+
+
+def ggn(P, X, y, activation, alpha, bias, lr, damping, batches):
+    """GGN steps ``P <- P - lr J^T (J J^T + damping I)^{-1} (f(P) - y)``, one per batch.
+
+    ``batches`` is a sequence of index arrays into the rows of ``X`` (``range(n)`` for
+    a full-batch step).  Returns the particles after the last step (a new array).
+    """
+    P = np.array(P, dtype=np.float64)
+    for idx in batches:
+        Xb, yb = np.asarray(X)[idx], np.asarray(y)[idx]
+        J = ggn_jacobian(P, Xb, activation, alpha, bias)
+        r = forward(P, Xb, activation, alpha, bias) - yb
+        u = np.linalg.solve(J @ J.T + damping * np.eye(len(idx)), r)
+        P = P - lr * (J.T @ u).reshape(P.shape)
+    return P

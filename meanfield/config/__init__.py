@@ -152,9 +152,15 @@ class Config:
             raise InputError('init.path needs model.kind = "two_layer" (particles of shape (m, D))')
         if self.data.kind == "file" and not self.data.path:
             raise InputError('data.path must name a .npz or .h5 file when data.kind = "file"')
-        if self.train.algorithm == "ggn" and self.loss.name != "squared":
-            raise InputError('train.algorithm = "ggn" needs loss.name = "squared", '
-                             f'got {self.loss.name!r}')
+        if self.train.algorithm == "ggn":
+            tr = self.train
+            for bad, what in ((self.loss.name != "squared", f"loss.name = {self.loss.name!r}"),
+                              (tr.weight_decay > 0, f"train.weight_decay = {tr.weight_decay}"),
+                              (tr.temperature > 0, f"train.temperature = {tr.temperature}"),
+                              (tr.model != "network", f"train.model = {tr.model!r}")):
+                if bad:
+                    raise InputError(f'train.algorithm = "ggn" (squared loss, the network, no '
+                                     f'weight decay, no noise) does not take {what}')
         if self.train.algorithm == "population":
             from ..data import exact_population
             if not exact_population(self) or self.train.model != "network":
