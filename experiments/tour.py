@@ -165,7 +165,7 @@ m_of, t_of, w2 = [], [], []
 for pt, m in zip(width_plan.points, widths):
     if m < max(widths):
         dist = distance_to_reference(width_plan.path(pt.index), reference[pt.replicate],
-                                     times=[0.0, 25.0])
+                                     times=[0.0, 25.0], method="sliced")
         m_of += [m] * len(dist.time)
         t_of += dist.time.tolist()
         w2 += dist.parameter.tolist()

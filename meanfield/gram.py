@@ -31,8 +31,9 @@ observables of the same names (:mod:`meanfield.observables`), recorded with ever
 particle snapshot of a two-layer network trained by full-batch descent (``gd``,
 ``ggn``), on the first :data:`GRAM_POINTS` training inputs; ``gram_lambda_min`` and
 ``gram_change`` share one Gram matrix per snapshot.  Cost per snapshot at n points and
-m particles: two n x m x n GEMMs and one symmetric eigenvalue problem of size n (plus a
-Lanczos-free pair of extreme eigenvalues for the change).
+m particles: the Gram matrix (two n x m by m x n products), one dense symmetric
+eigenvalue problem of size n, a few Lanczos products for the 2-norm of the change, and
+two n x d by d x m products for the activation patterns.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import math
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse.linalg
 
 from . import validate
 from .errors import InputError
@@ -155,9 +157,14 @@ def gram_lambda_min(P, X, activation="relu", layers="both"):
 
 
 def _spectral_norm(A):
-    """Largest |eigenvalue| of a symmetric matrix (its 2-norm)."""
-    w = scipy.linalg.eigvalsh(A)
-    return float(max(abs(w[0]), abs(w[-1])))
+    """Largest |eigenvalue| of a symmetric matrix (its 2-norm), by Lanczos from a fixed start."""
+    if not np.any(A):
+        return 0.0
+    if A.shape[0] < 3:
+        return float(np.abs(scipy.linalg.eigvalsh(A)).max())
+    top = scipy.sparse.linalg.eigsh(A, k=1, which="LM", v0=np.ones(A.shape[0]),
+                                    return_eigenvectors=False)[0]
+    return float(abs(top))
 
 
 def gram_change(P, P0, X, activation="relu", H0=None, layers="both"):

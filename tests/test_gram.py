@@ -13,7 +13,8 @@ from meanfield.analysis import linear_rate_bound, predicted_residual
 from meanfield.errors import InputError
 from meanfield.gram import (gram_change, gram_lambda_min, gram_report, gram_spectrum, h_inf,
                             max_relative_move, pattern_flips)
-from meanfield.kernels.closed_forms import angles
+from meanfield.kernels.closed_forms import (angles, arccos_moments, arcsine_moments, erf_entry,
+                                            relu_entry)
 
 LAYERS = ("first", "second", "both")
 
@@ -52,6 +53,30 @@ def test_angles_are_exact_on_the_diagonal_and_match_arccos_elsewhere():
     np.testing.assert_allclose(angles(X, -X).diagonal(), np.pi, rtol=1e-15)
     # a zero row: the pi/2 convention
     assert angles([[0.0, 0.0]], [[1.0, 0.0]])[0, 0] == pytest.approx(np.pi / 2)
+
+
+@pytest.mark.parametrize("activation", ("relu", "erf"))
+def test_scalar_entries_against_the_array_forms_and_finite_differences(activation):
+    """kappa(u, v) = E[s(u.x) s(v.x)], x ~ N(0, I), and grad_u kappa = beta v + gamma u."""
+    entry = {"relu": relu_entry, "erf": erf_entry}[activation]
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        u, v = rng.standard_normal((2, 4)) * rng.uniform(0.1, 3.0, (2, 1))
+        kap, beta, gamma = entry(u @ u, v @ v, u @ v, False)
+        S11, S22, S12 = u @ u, v @ v, u @ v
+        want = {"relu": ref.arccos_kernels, "erf": ref.arcsine_kernels}[activation](
+            S11, S22, S12)[0]
+        assert kap == pytest.approx(want, rel=1e-12)
+        moments = {"relu": arccos_moments, "erf": arcsine_moments}[activation]
+        assert moments(u[None], v[None])[0][0, 0] == pytest.approx(kap, rel=1e-12)
+        h = 1e-6
+        fd = np.array([(entry((u + h * e) @ (u + h * e), v @ v, (u + h * e) @ v, False)[0]
+                        - entry((u - h * e) @ (u - h * e), v @ v, (u - h * e) @ v, False)[0])
+                       / (2 * h) for e in np.eye(4)])
+        np.testing.assert_allclose(beta * v + gamma * u, fd, rtol=1e-6, atol=1e-9)
+        # the diagonal flag: the pair (u, u) exactly
+        assert entry(u @ u, u @ u, u @ u, True)[0] == pytest.approx(moments(u[None])[0][0, 0],
+                                                                 rel=1e-14)
 
 
 @pytest.mark.parametrize("unit", (True, False))
@@ -243,6 +268,7 @@ def _gram_cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_gram_command(tmp_path):
     path = _run(tmp_path / "run.h5")
     proc = _gram_cli(path, "--json")
@@ -267,6 +293,7 @@ def test_gram_command(tmp_path):
     assert text.returncode == 0 and "lambda_0" in text.stdout and "eta = lr / n" in text.stdout
 
 
+@pytest.mark.slow
 def test_gram_command_without_a_closed_form_and_on_bad_input(tmp_path):
     cfg = Config.from_dict({"model": {"m": 16, "activation": "tanh"},
                             "data": {"d": 2, "n_train": 6, "n_test": 4},

@@ -387,6 +387,7 @@ def test_baseline_recovers_a_random_features_model():
                                ref.forward(model.particles, Xt, "relu", 1.0, True), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_baseline_train_loss_decreases_with_M():
     cfg = _config()
     data = make_dataset(cfg, np.random.default_rng(13))

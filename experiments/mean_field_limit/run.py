@@ -43,7 +43,8 @@ def compute(args):
         m = widths[pt.index]
         if m == reference_m:
             continue
-        dist = distance_to_reference(p.path(pt.index), reference[pt.replicate], times=times)
+        dist = distance_to_reference(p.path(pt.index), reference[pt.replicate], times=times,
+                                     method="sliced")
         rows += [{"m": m, "reference_m": reference_m, "replicate": pt.replicate, "time": t,
                   "w2": w, "w2_method": dist.method, "function": f}
                  for t, w, f in zip(dist.time, dist.parameter, dist.function)]
