@@ -24,9 +24,11 @@ NAMES = tuple(IDS)
 
 def value(name: str, z) -> np.ndarray:
     """Activation ``name`` applied elementwise to ``z`` (any shape)."""
-    return _k.activate(IDS[name], np.ascontiguousarray(z, dtype=np.float64), False)
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    return _k.activate(IDS[name], z.reshape(-1), False).reshape(z.shape)
 
 
 def derivative(name: str, z) -> np.ndarray:
     """Derivative of activation ``name`` applied elementwise to ``z`` (any shape)."""
-    return _k.activate(IDS[name], np.ascontiguousarray(z, dtype=np.float64), True)
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    return _k.activate(IDS[name], z.reshape(-1), True).reshape(z.shape)

@@ -7,7 +7,6 @@ The ids are the single source of truth for the names in
 import math
 
 import numpy as np
-from numba import prange
 
 from . import vecmath as vm
 from .jit import jit, jit_parallel, jit_vector
@@ -37,48 +36,50 @@ def softplus(z):
 
 
 @jit_vector
-def act_rows(k, s, ds):
-    """In place over 1-D arrays: ``s <- act_k(s)``, ``ds <- act_k'(s)`` (relu'(0) = 0).
+def act_rows(k, S, H, r):
+    """In place over row r of 2-D arrays: ``S[r] <- act_k(S[r])``, ``H[r] <- act_k'(S[r])``
+    (relu'(0) = 0).
 
     The branch on ``k`` is taken once, outside the loops: each activation has
     its own straight-line loop, which LLVM vectorises (the transcendental
-    functions are those of :mod:`meanfield.kernels.vecmath`).
+    functions are those of :mod:`meanfield.kernels.vecmath`).  Rows are indexed
+    in place, not taken as views: a view costs a reference count, per row.
     """
-    n = s.shape[0]
+    n = S.shape[1]
     if k == RELU:
         for i in range(n):
-            z = s[i]
+            z = S[r, i]
             pos = z > 0.0
-            s[i] = z if pos else 0.0
-            ds[i] = 1.0 if pos else 0.0
+            S[r, i] = z if pos else 0.0
+            H[r, i] = 1.0 if pos else 0.0
     elif k == SIGMOID:
         for i in range(n):
-            z = s[i]
+            z = S[r, i]
             e = vm.exp(-abs(z))
             q = 1.0 / (1.0 + e)
             v = q if z >= 0.0 else e * q
-            s[i] = v
-            ds[i] = v * (1.0 - v)
+            S[r, i] = v
+            H[r, i] = v * (1.0 - v)
     elif k == TANH:
         for i in range(n):
-            t = vm.tanh(s[i])
-            s[i] = t
-            ds[i] = 1.0 - t * t
+            t = vm.tanh(S[r, i])
+            S[r, i] = t
+            H[r, i] = 1.0 - t * t
     elif k == SOFTPLUS:
         for i in range(n):
-            z = s[i]
+            z = S[r, i]
             e = vm.exp(-abs(z))
             q = 1.0 / (1.0 + e)
-            s[i] = max(z, 0.0) + vm.log1p(e)
-            ds[i] = q if z >= 0.0 else e * q
+            S[r, i] = max(z, 0.0) + vm.log1p(e)
+            H[r, i] = q if z >= 0.0 else e * q
     elif k == ERF:
         for i in range(n):
-            z = s[i]
-            s[i] = vm.erf(z)
-            ds[i] = _TWO_OVER_SQRT_PI * vm.exp(-z * z)
+            z = S[r, i]
+            S[r, i] = vm.erf(z)
+            H[r, i] = _TWO_OVER_SQRT_PI * vm.exp(-z * z)
     else:
         for i in range(n):
-            ds[i] = 1.0
+            H[r, i] = 1.0
 
 
 @jit
@@ -98,31 +99,28 @@ def loss_deriv(k, f, y):
     return -y * sigmoid(-y * f)
 
 
-@jit_parallel
-def activate(k, Z, derivative):
-    """Activation ``k`` (or its derivative) applied elementwise to a C-contiguous array."""
-    out = np.empty_like(Z)
-    ds = np.empty_like(Z)
-    o, h = out.ravel(), ds.ravel()
-    o[:] = Z.ravel()
-    n = o.shape[0]
-    rows = (n + 4095) // 4096
-    for r in prange(rows):
-        act_rows(k, o[r * 4096:min(n, (r + 1) * 4096)], h[r * 4096:min(n, (r + 1) * 4096)])
-    return ds if derivative else out
+@jit
+def activate(k, z, derivative):
+    """Activation ``k`` (or its derivative) applied elementwise to a 1-D array."""
+    n = z.shape[0]
+    S = z.copy().reshape((1, n))
+    H = np.empty((1, n))
+    act_rows(k, S, H, 0)
+    return (H if derivative else S)[0]
 
 
 @jit
-def dot(u, v):
-    """sum_i u_i v_i over 1-D arrays, in four interleaved partial sums (a fixed order)."""
-    n = u.shape[0]
+def dot_rows(U, a, V, r):
+    """sum_i U[a, i] V[r, i] (rows of 2-D arrays), in four interleaved partial sums (a fixed
+    order)."""
+    n = V.shape[1]
     n4 = n - n % 4
     s0 = s1 = s2 = s3 = 0.0
     for i in range(0, n4, 4):
-        s0 += u[i] * v[i]
-        s1 += u[i + 1] * v[i + 1]
-        s2 += u[i + 2] * v[i + 2]
-        s3 += u[i + 3] * v[i + 3]
+        s0 += U[a, i] * V[r, i]
+        s1 += U[a, i + 1] * V[r, i + 1]
+        s2 += U[a, i + 2] * V[r, i + 2]
+        s3 += U[a, i + 3] * V[r, i + 3]
     for i in range(n4, n):
-        s0 += u[i] * v[i]
+        s0 += U[a, i] * V[r, i]
     return (s0 + s1) + (s2 + s3)

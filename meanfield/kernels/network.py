@@ -43,7 +43,8 @@ import numpy as np
 from .elementwise import loss_deriv, loss_value
 from .jit import jit, jit_parallel
 from .structs import Model, Workspace
-from .tiles import DIRECT_MAX_WORK, one_pass, row_features, tile_shape, two_passes
+from .tiles import (B_ROW, C_ROW, CM_ROW, DB_ROW, DIRECT_MAX_WORK, one_pass, row_features,
+                    tile_shape, two_passes)
 
 
 @jit
@@ -58,8 +59,9 @@ def workspace(n, m, d, tangent):
 
     Fields: ``A`` (d, m) the input weights, transposed (plain-loop path only; the GEMM
     path reads them from the particles); ``dA`` their displacement (tangent model only;
-    (d, m) on the plain-loop path, (m, d) on the GEMM path); ``b``, ``c``, ``db``, ``cm`` (m,) biases, output weights, bias displacement
-    and the multiplier of the velocity (c, or c0 for the tangent model); the
+    (d, m) on the plain-loop path, (m, d) on the GEMM path); ``F`` (4, m), rows
+    biases b, output weights c, bias displacement db and the multiplier cm of the
+    velocity (c, or c0 for the tangent model) (see :mod:`meanfield.kernels.tiles`); the
     accumulators, transposed, ``acc`` = [sum_j g_j s' x_j, sum_j g_j s']^T (d + 1, m)
     and ``accc`` = sum_j g_j s (m,); the tile buffers ``S`` = s(z), ``H`` = g_j s'(z)
     and ``DZ`` = X_t dA^T (tangent model) (t, mb) (one row each on the plain-loop
@@ -74,11 +76,10 @@ def workspace(n, m, d, tangent):
     direct = d if t == 0 else 0
     dA = (np.empty((d, m)) if t == 0 else np.empty((m, d))) if tangent else np.empty((0, m))
     rows = n if mb < m else r
-    return Workspace(np.empty((direct, m)), np.empty(m), np.empty(m),
-                     dA, np.empty(m), np.empty(m),
-                     np.empty((d + 1, m)), np.empty(m),
-                     np.empty((r, mb)), np.empty((r, mb)), np.empty((r if tangent else 0, mb)),
-                     np.ones(t), np.empty(r), np.empty(rows), np.empty(rows))
+    return Workspace(np.empty((direct, m)), dA, np.zeros((4, m)), np.empty((d + 1, m)),
+                     np.empty(m), np.empty((r, mb)), np.empty((r, mb)),
+                     np.empty((r if tangent else 0, mb)), np.ones(t), np.empty(r),
+                     np.empty(rows), np.empty(rows))
 
 
 @jit
@@ -94,12 +95,13 @@ def _features(P, model, ws):
     tangent = model.tangent
     Q = model.P0 if tangent else P
     direct = ws.A.shape[0] > 0
+    F = ws.F
     for i in range(m):
-        ws.b[i] = Q[i, d] if bias else 0.0
-        ws.c[i] = P[i, D - 1]
-        ws.cm[i] = Q[i, D - 1]
+        F[B_ROW, i] = Q[i, d] if bias else 0.0
+        F[C_ROW, i] = P[i, D - 1]
+        F[CM_ROW, i] = Q[i, D - 1]
         if tangent:
-            ws.db[i] = P[i, d] - Q[i, d] if bias else 0.0
+            F[DB_ROW, i] = P[i, d] - Q[i, d] if bias else 0.0
     if direct:
         for k in range(d):
             for i in range(m):
@@ -114,53 +116,58 @@ def _features(P, model, ws):
 
 # ----------------------------------------------------------------- plain-loop path
 @jit
-def _row_output(model, X, j, ws):
-    """Output at input ``X[j]``; fills s(z_i) and s'(z_i) into ``S[0]`` and ``H[0]``.
-
-    The loops over particles are innermost, so that they vectorise.
-    """
-    d, m = ws.A.shape
-    S = ws.S[0]
-    DZ = ws.DZ[0] if model.tangent else S
-    S[:] = 0.0
-    if model.tangent:
-        DZ[:] = 0.0
-    for k in range(d):
-        x = X[j, k]
-        A = ws.A[k]
+def _preact(A, X, j, S):
+    """S[0] = A^T X[j] for A (d, m); the loops over particles are innermost, so that they
+    vectorise."""
+    m = S.shape[1]
+    for i in range(m):
+        S[0, i] = 0.0
+    for k in range(A.shape[0]):
+        xk = X[j, k]
         for i in range(m):
-            S[i] += A[i] * x
-        if model.tangent:
-            dA = ws.dA[k]
-            for i in range(m):
-                DZ[i] += dA[i] * x
-    return model.alpha / m * row_features(model.act, model.tangent, ws, S, ws.H[0], DZ)
+            S[0, i] += A[k, i] * xk
 
 
 @jit
-def _accumulate_direct(model, X, y, ws):
-    """Plain-loop path: returns sum_j loss_j and sets the g-weighted sums."""
-    n, d = X.shape
-    m = ws.A.shape[1]
-    acc, accc, S, H = ws.acc, ws.accc, ws.S[0], ws.H[0]
+def _accumulate_row(g, X, j, S, H, acc, accc):
+    """accc += g S[0] and acc += g [X[j]; 1] H[0]^T for one input row."""
+    d = X.shape[1]
+    m = S.shape[1]
+    for i in range(m):
+        accc[i] += g * S[0, i]
+    for k in range(d):
+        gx = g * X[j, k]
+        for i in range(m):
+            acc[k, i] += gx * H[0, i]
+    for i in range(m):
+        acc[d, i] += g * H[0, i]
+
+
+@jit
+def _direct(model, X, y, ws, grad, out):
+    """Plain-loop path, one input row at a time: outputs into ``out`` (forward), or
+    sum_j loss_j and the g-weighted sums (``grad``).  The arrays are taken out of
+    ``ws`` once: a call that passes a structure of arrays costs a reference count per
+    array."""
+    n = X.shape[0]
+    act, loss, tangent = model.act, model.loss, model.tangent
+    A, dA, F, acc, accc, S, H = ws.A, ws.dA, ws.F, ws.acc, ws.accc, ws.S, ws.H
+    DZ = ws.DZ if tangent else S
+    scale = model.alpha / A.shape[1]
     gscale = 1.0 / (model.alpha * n)
-    accc[:] = 0.0
     acc[:] = 0.0
+    accc[:] = 0.0
     total = 0.0
     for j in range(n):
-        f = _row_output(model, X, j, ws)
-        total += loss_value(model.loss, f, y[j])
-        g = loss_deriv(model.loss, f, y[j]) * gscale
-        for i in range(m):
-            accc[i] += g * S[i]
-        for k in range(d):
-            gx = g * X[j, k]
-            row = acc[k]
-            for i in range(m):
-                row[i] += gx * H[i]
-        row = acc[d]
-        for i in range(m):
-            row[i] += g * H[i]
+        _preact(A, X, j, S)
+        if tangent:
+            _preact(dA, X, j, DZ)
+        f = scale * row_features(act, tangent, F, S, H, DZ, 0)
+        if grad:
+            total += loss_value(loss, f, y[j])
+            _accumulate_row(loss_deriv(loss, f, y[j]) * gscale, X, j, S, H, acc, accc)
+        else:
+            out[j] = f
     return total
 
 
@@ -169,7 +176,7 @@ def _accumulate_direct(model, X, y, ws):
 def _velocity(P, model, ws, V):
     """V = -m grad_w J from the g-weighted sums."""
     m, D = P.shape
-    acc, accc, cm, lam = ws.acc, ws.accc, ws.cm, model.lam
+    acc, accc, cm, lam = ws.acc, ws.accc, ws.F[CM_ROW], model.lam
     d = acc.shape[0] - 1
     for i in range(m):
         for k in range(d):
@@ -190,8 +197,7 @@ def model_outputs(P, model, X, ws, out):
     """
     _features(P, model, ws)
     if ws.ones.shape[0] == 0:
-        for j in range(X.shape[0]):
-            out[j] = _row_output(model, X, j, ws)
+        _direct(model, X, out, ws, False, out)
     elif ws.S.shape[1] == P.shape[0]:
         one_pass(P, model, X, out, ws, False, out)
     else:
@@ -216,7 +222,7 @@ def model_risk_and_velocity(P, model, X, y, V, ws):
     """
     _features(P, model, ws)
     if ws.ones.shape[0] == 0:
-        total = _accumulate_direct(model, X, y, ws)
+        total = _direct(model, X, y, ws, True, y)
     elif ws.S.shape[1] == P.shape[0]:
         total = one_pass(P, model, X, y, ws, True, y)
     else:

@@ -23,12 +23,10 @@ parallelise over rows; BLAS splits only the output entries among its
 threads), so results do not depend on the number of threads.
 """
 
-from collections import namedtuple
-
 from numba import prange
 
 from .blas import gemm, gemv_t
-from .elementwise import act_rows, dot, loss_deriv, loss_value
+from .elementwise import act_rows, dot_rows, loss_deriv, loss_value
 from .jit import jit, jit_parallel
 
 TILE_ELEMS = 1 << 18
@@ -47,8 +45,9 @@ BLOCK_PARTICLES = 4096
 DIRECT_MAX_WORK = 1 << 16
 """Systems with n * m * d below this use the plain-loop path."""
 
-Feats = namedtuple("Feats", ["b", "c", "db", "cm"])
-Feats.__doc__ = "Biases, output weights, bias displacement and multiplier of a particle block."
+B_ROW, C_ROW, DB_ROW, CM_ROW = range(4)
+"""Rows of the per-particle vectors ``F`` (4, m): biases b, output weights c, bias
+displacement db (tangent model) and the multiplier cm of the velocity."""
 
 
 @jit
@@ -64,22 +63,23 @@ def tile_shape(n, m, d):
 
 
 @jit
-def row_features(act, tangent, feats, S, H, DZ):
-    """One tile row: S <- s(S + b), H <- s'(S + b); returns the output sum.
+def row_features(act, tangent, F, S, H, DZ, r):
+    """Row r of a tile: S[r] <- s(S[r] + b), H[r] <- s'(S[r] + b); returns the output sum.
 
-    The output sum is sum_i c_i s(z_i) (plus sum_i cm_i s'(z_i) (DZ_i + db_i)
-    for the tangent model, with DZ <- s'(z_i) (DZ_i + db_i)).
+    The output sum is sum_i c_i s(z_i) (plus sum_i cm_i s'(z_i) (DZ[r, i] + db_i)
+    for the tangent model, with DZ[r, i] <- s'(z_i) (DZ[r, i] + db_i)); b, c, db, cm
+    are the rows of ``F``.  (Rows are indexed in place and only plain arrays are
+    passed: a view or a structure of arrays costs a reference count per call.)
     """
-    b = feats.b
-    for i in range(S.shape[0]):
-        S[i] += b[i]
-    act_rows(act, S, H)
-    acc = dot(feats.c, S)
+    m = S.shape[1]
+    for i in range(m):
+        S[r, i] += F[B_ROW, i]
+    act_rows(act, S, H, r)
+    acc = dot_rows(F, C_ROW, S, r)
     if tangent:
-        db = feats.db
-        for i in range(S.shape[0]):
-            DZ[i] = H[i] * (DZ[i] + db[i])
-        acc += dot(feats.cm, DZ)
+        for i in range(m):
+            DZ[r, i] = H[r, i] * (DZ[r, i] + F[DB_ROW, i])
+        acc += dot_rows(F, CM_ROW, DZ, r)
     return acc
 
 
@@ -114,21 +114,20 @@ def _tile_pass(model, grad, ws, y, j0, t):
     and row r of ``H`` is scaled by g_r.  (The arrays are taken out of ``ws``
     before the parallel loop: Numba loses writes through a tuple field there.)
     """
-    S, H, DZ, f, fl, g = ws.S, ws.H, ws.DZ, ws.f, ws.fl, ws.g
+    S, H, DZ, F, f, fl, g = ws.S, ws.H, ws.DZ, ws.F, ws.f, ws.fl, ws.g
     act, loss, tangent = model.act, model.loss, model.tangent
     scale = model.alpha / S.shape[1]
     gscale = 1.0 / (model.alpha * y.shape[0])
     for r in prange(t):
-        fr = scale * row_features(act, tangent, ws, S[r], H[r], DZ[r] if tangent else S[r])
+        fr = scale * row_features(act, tangent, F, S, H, DZ, r)
         f[r] = fr
         if grad:
             yj = y[j0 + r]
             fl[r] = loss_value(loss, fr, yj)
             gr = loss_deriv(loss, fr, yj) * gscale
             g[r] = gr
-            Hr = H[r]
-            for i in range(Hr.shape[0]):
-                Hr[i] *= gr
+            for i in range(H.shape[1]):
+                H[r, i] *= gr
 
 
 @jit_parallel
@@ -157,23 +156,17 @@ def one_pass(P, model, X, y, ws, grad, out):
 
 # -------------------------------------------------------------------- two passes
 @jit_parallel
-def _block_pass(model, scale, feats, S, H, DZ, f, g):
+def _block_pass(model, scale, F, S, H, DZ, f, g):
     """Rows of one (t, mb) tile in parallel: pass one adds ``scale`` sum_i c_i s(z_ri)
     (over the block) to ``f[r]``; pass two (``g`` not empty) scales row r of H by g_r."""
     act, tangent = model.act, model.tangent
     for r in prange(S.shape[0]):
-        fr = row_features(act, tangent, feats, S[r], H[r], DZ[r] if tangent else S[r])
+        fr = row_features(act, tangent, F, S, H, DZ, r)
         if g.shape[0] == 0:
             f[r] += scale * fr
         else:
-            Hr = H[r]
-            for i in range(Hr.shape[0]):
-                Hr[i] *= g[r]
-
-
-@jit
-def _feats(ws, i0, w):
-    return Feats(ws.b[i0:i0 + w], ws.c[i0:i0 + w], ws.db[i0:i0 + w], ws.cm[i0:i0 + w])
+            for i in range(H.shape[1]):
+                H[r, i] *= g[r]
 
 
 @jit_parallel
@@ -190,17 +183,17 @@ def _sweep(P, model, X, ws, second, bias):
         f[:] = 0.0
     for i0 in range(0, m, mb):
         w = min(mb, m - i0)
-        feats = _feats(ws, i0, w)
+        F = ws.F[:, i0:i0 + w]
         for j0 in range(0, n, t):
             tt = min(t, n - j0)
             Xt = X[j0:j0 + tt]
             S, H, DZ = ws.S[:tt, :w], ws.H[:tt, :w], ws.DZ[:tt, :w]
             _gemms(Q, model, Xt, ws, i0, S, DZ)
             if second:
-                _block_pass(model, scale, feats, S, H, DZ, f[j0:j0 + tt], g[j0:j0 + tt])
+                _block_pass(model, scale, F, S, H, DZ, f[j0:j0 + tt], g[j0:j0 + tt])
                 _accumulate(Xt, g[j0:j0 + tt], ws, i0, S, H, 0.0 if j0 == 0 else 1.0, bias)
             else:
-                _block_pass(model, scale, feats, S, H, DZ, f[j0:j0 + tt], g[:0])
+                _block_pass(model, scale, F, S, H, DZ, f[j0:j0 + tt], g[:0])
 
 
 @jit_parallel
