@@ -326,6 +326,7 @@ def _train(P0, X, y, activation, alpha, t, lr):
     return P
 
 
+@pytest.mark.slow
 def test_lazy_training_diagnostics_scale_with_alpha():
     """Symmetric init, fixed time t: alpha |dP| tends to a constant, f - Tf and dK vanish.
 
