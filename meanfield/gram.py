@@ -279,6 +279,9 @@ def gram_report(run) -> dict:
         eigenvalue problems of size n.
     """
     cfg = run.config
+    if cfg.model.kind != "two_layer":
+        raise InputError(f"{run.path}: a {cfg.model.kind} run; Gram matrices are defined here "
+                         f"for two-layer networks (model.kind = 'two_layer')")
     X = run.data.x_train
     steps = run.steps
     if len(steps) == 0:
@@ -334,7 +337,7 @@ GRAM_POINTS = 1000
 def _gradient_descent(problem) -> bool:
     """Two-layer network runs trained by full-batch descent (``gd``, ``ggn``)."""
     cfg = problem.config
-    return (getattr(cfg.model, "kind", "two_layer") == "two_layer" and cfg.train.model == "network"
+    return (cfg.model.kind == "two_layer" and cfg.train.model == "network"
             and cfg.train.algorithm in ("gd", "ggn"))
 
 

@@ -337,3 +337,29 @@ def test_gram_observables_are_recorded_with_every_snapshot(tmp_path):
     _run(sgd, algorithm="sgd", batch_size=5)
     with open_run(sgd) as run:
         assert "gram_lambda_min" not in run.observable_names
+
+
+def test_gram_observables_apply_to_full_batch_two_layer_runs():
+    from types import SimpleNamespace
+
+    from meanfield.observables import REGISTRY
+    base = {"model": {"m": 8}, "data": {"d": 2}}
+    for change, applies in (({}, True), ({"train": {"algorithm": "ggn"}}, True),
+                            ({"model": {"activation": "tanh"}}, True),
+                            ({"train": {"algorithm": "population"}}, False),
+                            ({"train": {"algorithm": "sgd"}}, False),
+                            ({"train": {"model": "tangent"}}, False),
+                            ({"model": {"kind": "deep_linear"},
+                              "data": {"d": 4, "kind": "linear_teacher"}}, False)):
+        problem = SimpleNamespace(config=Config.from_dict({**base, **change}))
+        for name in ("gram_lambda_min", "gram_change", "pattern_flips", "max_relative_move"):
+            assert REGISTRY[name].applies(problem) is applies, (name, change)
+
+
+def test_gram_report_refuses_a_deep_linear_run(tmp_path):
+    path = tmp_path / "deep.h5"
+    simulate(Config.from_dict({"model": {"kind": "deep_linear"},
+                               "data": {"d": 2, "kind": "linear_teacher"},
+                               "train": {"steps": 2}}), out=path).close()
+    with open_run(path) as run, pytest.raises(InputError, match="two-layer"):
+        gram_report(run)
