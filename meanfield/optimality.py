@@ -85,6 +85,8 @@ from .observables import register
 
 ASCENT_STARTS = 256
 """At most this many starts of the ascent for k > 2 (particle directions first)."""
+ASCENT_WORK = 1 << 25
+"""Multiply-adds of one ascent iteration (2 x starts x n x k) at most, above 8 starts."""
 ASCENT_ITERATIONS = 100
 
 
@@ -290,7 +292,8 @@ def polar_of(z, X, particles=None) -> Polar:
     Exact for k = X.shape[1] <= 2 (both signs for k = 1, :func:`_circle` for
     k = 2); for k > 2 the best of an ascent (:func:`_ascent`) from the
     directions of the ``particles`` (largest |a||c| first) and of the data,
-    at most ``ASCENT_STARTS`` in all, and of every particle direction.
+    at most ``ASCENT_STARTS`` in all (fewer for large n k: ``ASCENT_WORK``),
+    and of every particle direction.
     """
     z, X = np.asarray(z, dtype=np.float64), np.asarray(X, dtype=np.float64)
     k = X.shape[1]
@@ -301,10 +304,11 @@ def polar_of(z, X, particles=None) -> Polar:
     P = np.zeros((0, k + 1)) if particles is None else particles
     by_mass = P[np.argsort(-np.linalg.norm(P[:, :-1], axis=1) * np.abs(P[:, -1]))]
     candidates = _unit_rows(by_mass[:, :-1])
+    most = int(np.clip(ASCENT_WORK // (2 * X.size), 8, ASCENT_STARTS))
     data = _unit_rows(X)
-    if len(data) > ASCENT_STARTS:
-        data = data[np.random.default_rng(0).choice(len(data), ASCENT_STARTS, replace=False)]
-    starts = np.vstack([candidates[:ASCENT_STARTS // 2], data])[:ASCENT_STARTS]
+    if len(data) > most:
+        data = data[np.random.default_rng(0).choice(len(data), most, replace=False)]
+    starts = np.vstack([candidates[:most // 2], data])[:most]
     if len(starts) == 0:
         return Polar(0.0, np.eye(k)[0], 1.0, False)
     return _ascent(z, X, starts, candidates)
