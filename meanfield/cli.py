@@ -92,13 +92,15 @@ def cmd_run(args) -> int:
 
 def format_info(run) -> str:
     """Human-readable summary of a run: header, status, snapshots, last observables."""
+    from .storage import holder
     p, mc = run.parameters, run.config.model
     model = (f"deep_linear depth={mc.depth} width={mc.width} outputs={mc.outputs} d={p['d']}"
              if mc.kind == "deep_linear" else
              f"m={p['m']} d={p['d']} activation={p['activation']} bias={p['bias']}")
     lines = [
         f"file        {run.path}",
-        f"status      {run.status}" + (f" ({run.message})" if run.message else ""),
+        f"status      {run.status}" + (f" ({run.message})" if run.message else "")
+        + (f" (being written by {writer})" if (writer := holder(run.path)) else ""),
         f"model       {model}",
         f"scaling     regime={p['regime']} alpha={p['alpha']:g} tau={p['tau']:g} "
         f"symmetric={p['symmetric']}",

@@ -19,7 +19,9 @@ import numpy as np
 from .. import __version__
 from ..data import FIELDS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: fixed-length status, checkpoint ``extras`` and ``slot`` -1 before the first
+checkpoint, dimension scales; files of version 1 are read and resumed as well."""
 STATUSES = ("running", "completed", "diverged", "failed")
 POSITION = "particles/network/position"
 CHECKPOINT = "meanfield/checkpoint"
