@@ -244,3 +244,11 @@ def test_exit_codes_are_documented_in_the_readme():
         assert re.search(rf"\b{code}\b", readme), code
     assert "meanfield repair" in readme and "meanfield info run.h5 --json" in readme
     assert "meanfield[notebook]" in readme
+
+
+def test_diverged_run_exits_3_and_is_recorded(tmp_path):
+    (tmp_path / "c.toml").write_text(TINY)
+    result = cli("run", "c.toml", "-o", "div.h5", "--set", "train.lr=1e4", "-q", cwd=tmp_path)
+    assert result.returncode == 3 and "diverged" in result.stderr, describe(result)
+    info = json.loads(cli("info", "div.h5", "--json", cwd=tmp_path).stdout)
+    assert info["status"] == "diverged" and info["message"]
