@@ -15,8 +15,10 @@ from pathlib import Path
 import numba
 import pytest
 
-from meanfield import InputError, open_run, simulate
+from meanfield import open_run, simulate
 from meanfield import sweep
+
+from sweeptools import recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 600
@@ -156,14 +158,6 @@ def hurry(job):
         subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"], timeout=60)
 
 
-def recorded(path):
-    try:
-        with open_run(path) as run:
-            return len(run.observable("train_loss").step)
-    except (InputError, OSError, KeyError):
-        return 0
-
-
 def wait_training(job, path, folder, more_than=0, requeued=False):
     """Wait until the point at ``path`` has more than ``more_than`` records."""
     deadline = time.monotonic() + TIMEOUT
@@ -201,8 +195,8 @@ def test_usr1_requeues_until_the_limit_then_the_point_is_failed(tiny, tmp_path):
     wait_for(job, folder)
     text = logs(folder)
     assert "exit status 138" in text and "requeueing job" in text, text
-    assert "restart 1)" in text and "resumed (running)" in text, text
-    assert "exit status 1\n" in text and "(--max-requeue 1)" in text, text
+    assert "restart 1)" in text and "exit status 1\n" in text, text
+    assert "failed: stopped at the time limit after 1 requeue(s) (--max-requeue 1)" in text, text
     assert text.count("requeueing job") == 1, text
     assert sweep.point_statuses(folder) == ["failed"]
     assert "--max-requeue 1" in cli("sweep", "status", folder, "--json")

@@ -20,7 +20,7 @@ from meanfield import Config, InputError, open_run, simulate
 from meanfield import sweep
 from meanfield.simulate import Interrupted
 
-from sweeptools import ROOT, SWEEP, cli, contents, recorded, wait_until, write
+from sweeptools import ROOT, SWEEP, cli, contents, main, recorded, wait_until, write
 
 
 # ------------------------------------------------------------------ plans and seeds
@@ -140,7 +140,7 @@ BAD = {
     "empty list": ('[grid]\n"model.m" = []\n', "model.m"),
     "repeated value": ('[grid]\n"model.m" = [4, 4]\n', "model.m"),
     "seed in the grid": ('[grid]\n"run.seed" = [1, 2]\n', "run.seed"),
-    "unknown base key": ('[base]\nmodel.width = 3\n', "model.width"),
+    "unknown base key": ("[base]\nmodel.wdth = 3\n", "model.wdth"),
     "bad base value": ('[base]\nmodel.activation = "swish"\n', "swish"),
     "missing base file": ('base = "nowhere.toml"\n', "nowhere.toml"),
     "seeds count zero": ("[seeds]\ncount = 0\n", "count"),
@@ -156,6 +156,7 @@ def test_bad_sweep_files_are_refused_naming_the_culprit(tmp_path):
         path = write(tmp_path / "bad.toml", text)
         with pytest.raises(InputError) as err:
             sweep.plan(path, tmp_path / "out")
+            pytest.fail(f"{case}: accepted")
         assert culprit in str(err.value) and "\n" not in str(err.value), case
         assert not (tmp_path / "out" / "manifest.json").exists(), case
 
@@ -172,22 +173,26 @@ def test_bad_sweep_files_exit_2_with_one_line(tmp_path, case):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_bad_sweep_run_arguments(tmp_path):
+def test_bad_sweep_run_arguments(tmp_path, capsys, monkeypatch):
     sweep.plan(write(tmp_path / "s.toml", SWEEP), tmp_path / "out")
     r = cli("sweep", "run", tmp_path / "out")
     assert r.returncode == 2 and "SLURM_ARRAY_TASK_ID" in r.stderr and "--index" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
     for args, env, needle in [(["--index", "8"], {}, "out of range"),
                               (["--index", "-1"], {}, "out of range"),
                               (["--index", "two"], {}, "not an integer"),
                               ([], {"SLURM_ARRAY_TASK_ID": "99"}, "out of range")]:
-        r = cli("sweep", "run", tmp_path / "out", *args, env=env)
-        assert r.returncode == 2 and needle in r.stderr, (args, r.stderr)
-        assert len(r.stderr.strip().splitlines()) == 1
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        code, out, err = main(capsys, "sweep", "run", tmp_path / "out", *args)
+        assert code == 2 and needle in err, (args, err)
+        assert len(err.strip().splitlines()) == 1
     for cmd in (["run", "--index", "0"], ["local"], ["status"], ["collect"], ["sbatch"]):
-        r = cli("sweep", cmd[0], tmp_path / "nothing", *cmd[1:])
-        assert r.returncode == 2 and "not a sweep folder" in r.stderr, (cmd, r.stderr)
-    r = cli("sweep", "sbatch", tmp_path / "out", "--time", "1:00; rm -rf /")
-    assert r.returncode == 2 and "--time" in r.stderr
+        code, out, err = main(capsys, "sweep", cmd[0], tmp_path / "nothing", *cmd[1:])
+        assert code == 2 and "not a sweep folder" in err, (cmd, err)
+    code, out, err = main(capsys, "sweep", "sbatch", tmp_path / "out", "--time", "1:00; rm -rf /")
+    assert code == 2 and "--time" in err
     assert not list((tmp_path / "out" / "runs").iterdir())
 
 
@@ -207,7 +212,7 @@ def finished(tmp_path_factory):
     return folder, {f.name: contents(f) for f in files}
 
 
-def test_local_status_collect(finished, tmp_path):
+def test_local_status_collect(finished, tmp_path, capsys):
     folder, _ = finished
     r = cli("sweep", "status", folder)
     assert r.returncode == 0
@@ -215,8 +220,8 @@ def test_local_status_collect(finished, tmp_path):
     assert sweep.status(folder) == {"pending": 0, "running": 0, "completed": 8,
                                     "diverged": 0, "failed": 0, "corrupt": 0}
     out = tmp_path / "summary.csv"
-    r = cli("sweep", "collect", folder, "-o", out)
-    assert r.returncode == 0 and "8 rows" in r.stdout and not r.stderr, r.stderr
+    code, stdout, stderr = main(capsys, "sweep", "collect", folder, "-o", out)
+    assert code == 0 and "8 rows" in stdout and not stderr, stderr
     with open(out) as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 8
@@ -233,8 +238,8 @@ def test_local_status_collect(finished, tmp_path):
                 assert float(row[f"final.{name}"]) == value[-1]
                 assert float(row[f"best.{name}"]) == np.nanmin(value)
     # the default output is DIR/summary.csv
-    r = cli("sweep", "collect", folder)
-    assert r.returncode == 0 and (folder / "summary.csv").is_file()
+    assert main(capsys, "sweep", "collect", folder)[0] == 0
+    assert (folder / "summary.csv").is_file()
 
 
 def copy_sweep(source, folder):
@@ -246,6 +251,7 @@ def copy_sweep(source, folder):
     return sweep.load_plan(folder)
 
 
+@pytest.mark.slow
 def test_corrupt_truncated_skipped_and_resumed_points(finished, tmp_path_factory):
     source, expected = finished
     folder = tmp_path_factory.mktemp("damaged") / "out"
@@ -299,7 +305,7 @@ def test_corrupt_truncated_skipped_and_resumed_points(finished, tmp_path_factory
         assert contents(f) == expected[f.name]
 
 
-def test_swapped_run_files_are_corrupt(finished, tmp_path):
+def test_swapped_run_files_are_corrupt(finished, tmp_path, capsys):
     source, expected = finished
     plan = copy_sweep(source, tmp_path / "out")
     a, b = plan.path(3), plan.path(4)
@@ -307,9 +313,9 @@ def test_swapped_run_files_are_corrupt(finished, tmp_path):
     b.write_bytes((source / plan.points[3].output).read_bytes())
     assert sweep.point_statuses(plan.folder) == ["completed"] * 3 + ["corrupt"] * 2 + \
         ["completed"] * 3
-    r = cli("sweep", "status", plan.folder, "--json")
-    assert r.returncode == 0, r.stderr
-    report = json.loads(r.stdout)
+    code, out, err = main(capsys, "sweep", "status", plan.folder, "--json")
+    assert code == 0, err
+    report = json.loads(out)
     assert report["folder"] == str(plan.folder.resolve()) and report["total"] == 8
     assert report["counts"] == {"pending": 0, "running": 0, "completed": 6, "diverged": 0,
                                 "failed": 0, "corrupt": 2}
@@ -320,6 +326,11 @@ def test_swapped_run_files_are_corrupt(finished, tmp_path):
     rows, problems = sweep.collect(plan.folder)
     assert [row["index"] for row in rows] == [0, 1, 2, 5, 6, 7]
     assert [(p.index, p.state) for p in problems] == [(3, "corrupt"), (4, "corrupt")]
+    # a file given explicitly is not the sweep's to replace
+    stat = a.stat()
+    with pytest.raises(InputError, match="config differs"):
+        sweep.run_config(plan.config(3), a)
+    assert a.stat().st_mtime_ns == stat.st_mtime_ns
     # running the sweep again replaces them with the points' own runs
     r = cli("sweep", "local", plan.folder)
     assert r.returncode == 0 and r.stdout.split() == ["completed", "8", "total", "8"], r.stderr
@@ -462,7 +473,7 @@ def test_every_sweep_option_has_help():
         assert option in r.stdout
 
 
-def test_plans_past_max_array_size_are_split(tmp_path):
+def test_plans_past_max_array_size_are_split(tmp_path, capsys):
     folder = tmp_path / "out"
     sweep.plan(write(tmp_path / "s.toml", SWEEP), folder)
     r = cli("sweep", "sbatch", folder, "--max-array-size", "3", "--max-parallel", "2")
@@ -475,12 +486,12 @@ def test_plans_past_max_array_size_are_split(tmp_path):
         assert f"OFFSET={offset}" in text.splitlines() and 'index=$((OFFSET + task))' in text
         assert f"submit with: sbatch {folder.resolve() / name}" in r.stdout
         assert subprocess.run(["bash", "-n", str(folder / name)]).returncode == 0
-    report = json.loads(cli("sweep", "status", folder, "--json").stdout)
+    report = json.loads(main(capsys, "sweep", "status", folder, "--json")[1])
     assert [(a["script"], a["first"], a["last"], a["counts"]["pending"])
             for a in report["arrays"]] == [(names[0], 0, 2, 3), (names[1], 3, 5, 3),
                                            (names[2], 6, 7, 2)]
-    r = cli("sweep", "status", folder)
-    assert "sweep-002.sbatch (points 6-7): pending 2" in r.stdout
+    text = main(capsys, "sweep", "status", folder)[1]
+    assert "sweep-002.sbatch (points 6-7): pending 2" in text
     # MaxArraySize from `scontrol show config`; one array again: the split scripts are gone
     fake = tmp_path / "bin"
     fake.mkdir()

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from meanfield import InputError, open_run
 from meanfield import sweep
 
-from sweeptools import ROOT, SWEEP, cli, contents, popen_cli, recorded, wait_until, write
+from sweeptools import ROOT, SWEEP, cli, contents, main, popen_cli, recorded, wait_until, write
 
 LONG = """\
 [base]
@@ -130,7 +129,7 @@ def test_a_point_killed_before_its_first_checkpoint_does_not_block_the_sweep(tmp
 
 
 # ----------------------------------------------------------------------- hostile paths
-def test_point_outputs_outside_the_folder_are_refused(tmp_path):
+def test_point_outputs_outside_the_folder_are_refused(tmp_path, capsys):
     folder = tmp_path / "deep" / "out"
     sweep.plan(write(tmp_path / "s.toml", SWEEP), folder)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -139,10 +138,12 @@ def test_point_outputs_outside_the_folder_are_refused(tmp_path):
         (folder / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(InputError, match="point 0: output"):
             sweep.load_plan(folder)
-    for cmd in (["run", "--index", "0"], ["local"], ["status"], ["collect"]):
-        r = cli("sweep", cmd[0], folder, *cmd[1:])
-        assert r.returncode == 2 and "outside the sweep folder" in r.stderr, (cmd, r.stderr)
-        assert len(r.stderr.strip().splitlines()) == 1
+    r = cli("sweep", "run", folder, "--index", "0")
+    assert r.returncode == 2 and "outside the sweep folder" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    for cmd in ("local", "status", "collect"):
+        code, out, err = main(capsys, "sweep", cmd, folder)
+        assert code == 2 and "outside the sweep folder" in err, (cmd, err)
     assert not (tmp_path / "escaped.h5").exists()
     assert not Path("/tmp/meanfield-escaped.h5").exists()
 

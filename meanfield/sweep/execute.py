@@ -39,12 +39,16 @@ class PointInterrupted(Exception):
         return self.args[0]
 
 
-def _run(config: Config, out: Path, progress: bool = False):
-    """Run, resume or skip one file; returns (status, action)."""
+def _run(config: Config, out: Path, progress: bool = False, owned: bool = False):
+    """Run, resume or skip one file; returns (status, action).
+
+    ``owned``: the file belongs to a sweep point, so one holding another run
+    is replaced; otherwise that is an InputError (from ``simulate``).
+    """
     from ..simulate import Interrupted, simulate
     out = Path(out)
-    state = file_status(out, config)
-    if state in FINAL:
+    state = file_status(out, config if owned else None)
+    if state in FINAL and owned:
         return state, "skipped"
     if state == "corrupt":
         log.warning("%s is unreadable or holds another run; running its point again", out)
@@ -53,14 +57,16 @@ def _run(config: Config, out: Path, progress: bool = False):
     except OSError as exc:
         raise InputError(f"cannot create {out.parent}: {exc.strerror or exc}") from None
     try:
-        # resume=True: continue a partial file, start a missing one
+        # resume=True: continue a partial file, start a missing one, return a finished
+        # one (after checking that its config is this one)
         run = simulate(config, out=out, progress=progress, resume=state != "corrupt",
                        overwrite=state == "corrupt")
     except Interrupted as exc:
         raise PointInterrupted(f"{exc} in {out}", exc.signum, exc.step) from None
     status = run.status
     run.close()
-    action = {"pending": "started", "corrupt": "restarted"}.get(state, "resumed")
+    action = "skipped" if state in FINAL else {"pending": "started",
+                                               "corrupt": "restarted"}.get(state, "resumed")
     return status, action
 
 
@@ -82,13 +88,14 @@ def run_config(config: Config, out, progress: bool = False) -> str:
 
     Raises
     ------
+    InputError
+        if ``out`` holds a run of another config.
     PointInterrupted
         on SIGTERM, SIGINT or SIGUSR1 (main thread only), after a checkpoint.
 
     Notes
     -----
-    A file that is unreadable, or that holds a run of another config, is
-    run again from the start.
+    An unreadable file is run again from the start.
 
     Examples
     --------
@@ -134,7 +141,7 @@ def run_point_action(folder, index: int, progress: bool = False):
     p = as_plan(folder)
     config, path = p.config(index), p.path(index)
     p.clear_failure(index)
-    return _run(config, path, progress)
+    return _run(config, path, progress, owned=True)
 
 
 def _tasks(points):
