@@ -274,8 +274,9 @@ def gram_report(run) -> dict:
     Returns
     -------
     dict
-        The values above, with ``file``, ``n``, ``m``, ``activation``, ``loss``, ``lr``,
-        ``eta``, ``step_0`` and ``step_T``.  Cost: two n x m x n GEMMs and three
+        The values above, with ``file``, ``n``, ``m``, ``activation``, ``loss``,
+        ``algorithm``, ``lr``, ``eta``, ``step_0`` and ``step_T``.  The rate is the one
+        of gradient descent with the run's lr, whatever its ``algorithm``.  Cost: two n x m x n GEMMs and three
         eigenvalue problems of size n.
     """
     cfg = run.config
@@ -289,7 +290,8 @@ def gram_report(run) -> dict:
     act = cfg.model.activation
     n, lr = X.shape[0], float(cfg.train.lr)
     report = {"file": None if run.path is None else str(run.path), "n": n,
-              "m": int(cfg.model.m), "activation": act, "loss": cfg.loss.name, "lr": lr,
+              "m": int(cfg.model.m), "activation": act, "loss": cfg.loss.name,
+              "algorithm": cfg.train.algorithm, "lr": lr,
               "eta": lr / n, "step_0": int(steps[0]), "step_T": int(steps[-1]),
               "lambda_min_H0": gram_lambda_min(run.particles(0), X, act),
               "lambda_min_HT": gram_lambda_min(run.particles(-1), X, act),
@@ -314,14 +316,14 @@ def format_gram_report(report) -> str:
 
     lines = [f"file            {report['file']}",
              f"data            n = {report['n']} training points, m = {report['m']}, "
-             f"{report['activation']}, loss {report['loss']}",
+             f"{report['activation']}, loss {report['loss']}, {report['algorithm']}",
              f"step size       lr = {report['lr']:g}, eta = lr / n = {report['eta']:.6g}",
              f"lambda_0        {num(report['lambda_0'])}"
              + (f"  ({report['lambda_0_note']})" if report["lambda_0_note"] else
                 "  (infinite-width kernel at the run's initialisation)"),
              f"lambda_min H(0) {num(report['lambda_min_H0'])}  (step {report['step_0']})",
              f"lambda_min H(T) {num(report['lambda_min_HT'])}  (step {report['step_T']})",
-             f"rate per step   {num(report['rate_per_step'])}  (1 - eta lambda_0 / 2, "
+             f"rate per step   {num(report['rate_per_step'])}  (1 - eta lambda_0 / 2: GD's "
              f"bound on |f - y|^2)",
              f"rate per time   {num(report['rate_per_time'])}  (decay rate of the bound in t)",
              f"bound at T      {num(report['bound_at_T'])}  "
