@@ -315,7 +315,7 @@ def test_metadata_corruption_is_one_line_for_info_and_resume(tmp_path, capsys):
             if code == 2:
                 assert len(err.strip().splitlines()) == 1 and str(bad) in err, err
                 refused.append(offset)
-    assert len(refused) >= 10, refused
+    assert len(set(refused)) >= 4, refused
     _flipped(good, bad, refused[0])  # and as a user runs them
     for args in (["info", "bad.h5"], ["run", "c.toml", "-o", "bad.h5", "--resume"]):
         assert_input_error(cli(*args, cwd=tmp_path, timeout=60), "bad.h5")
@@ -421,14 +421,29 @@ def test_info_into_a_closed_pipe_ends_quietly(tiny_file):
     assert result.stderr == "", result.stderr
 
 
+def _loaded(pid, library, timeout=60):
+    """Wait until process ``pid`` has mapped a shared library whose path contains ``library``."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if library in Path(f"/proc/{pid}/maps").read_text():
+                return True
+        except OSError:
+            return False
+        time.sleep(0.002)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
 def test_sigint_while_starting_up_prints_no_traceback(tiny_file):
     folder, name = tiny_file
-    for delay in (0.3, 0.6, 1.0):
-        proc = subprocess.Popen([sys.executable, "-m", "meanfield.cli", "info", name],
+    for library in ("numpy", "h5py", "matplotlib"):  # while main() imports what it needs
+        args = ["plot", name, "-o", "p.png"] if library == "matplotlib" else ["info", name]
+        proc = subprocess.Popen([sys.executable, "-m", "meanfield.cli", *args],
                                 cwd=folder, env=_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        time.sleep(delay)
+        _loaded(proc.pid, library)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert "Traceback" not in err, err

@@ -136,7 +136,8 @@ def write_header(h5, config, data, P0, observables):
     box.attrs["dimension"] = np.int32(D)
     box.attrs["boundary"] = np.array([b"none"] * D, dtype="S4")
     for name, n in zip(AXIS_NAMES, (m, D)):
-        h5.create_dataset(f"{AXES}/{name}", data=np.arange(n, dtype=np.int64))
+        h5.create_dataset(f"{AXES}/{name}", data=np.arange(n, dtype=np.int64), chunks=(n,),
+                          fletcher32=True)
     series(h5, POSITION, (m, D), compression)
     obs = h5.require_group("observables")
     for name, attrs in observables.items():
