@@ -174,7 +174,7 @@ def collect(folder, out_csv=None):
     ...     print(p.index, p.output, p.reason)
     """
     from ..analysis.tables import Table, run_row
-    from ..storage.atomic import check_output, replacing
+    from ..storage.atomic import check_output
 
     p = as_plan(folder)
     rows, problems = [], []
@@ -186,6 +186,5 @@ def collect(folder, out_csv=None):
             rows.append({"index": pt.index, "replicate": pt.replicate, "output": pt.output,
                          **row})
     if out_csv is not None:
-        with replacing(check_output(out_csv, what="summary")) as tmp:
-            Table(rows).to_csv(tmp)
+        Table(rows).to_csv(check_output(out_csv, what="summary"))  # written atomically
     return rows, problems
