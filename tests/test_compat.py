@@ -252,3 +252,19 @@ def test_diverged_run_exits_3_and_is_recorded(tmp_path):
     assert result.returncode == 3 and "diverged" in result.stderr, describe(result)
     info = json.loads(cli("info", "div.h5", "--json", cwd=tmp_path).stdout)
     assert info["status"] == "diverged" and info["message"]
+
+
+def test_version_1_files_are_read_and_resumed(tmp_path):
+    path = tmp_path / "v1.h5"
+    write_run(path, finish=None)
+    with h5py.File(path, "r+") as h5:  # as version 1 wrote them: no extras, no axes
+        for name in ("meanfield/checkpoint/extras", "meanfield/checkpoint/extras_size",
+                     "particles/network/particle", "particles/network/coordinate"):
+            del h5[name]
+        h5["meanfield"].attrs["format_version"] = 1
+    with open_run(path) as run:
+        assert run.format_version == 1 and run.checkpoint().extras == {}
+    writer, ck, _ = RunWriter.resume(path, meanfield.Config.from_dict(SMALL))
+    writer.checkpoint(ck.step + 1, ck.particles, ck.rng_state, extras={"m": np.ones(2)})
+    run = writer.finish("completed")
+    assert run.status == "completed" and list(run.checkpoint().extras["m"]) == [1.0, 1.0]

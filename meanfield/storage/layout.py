@@ -184,6 +184,19 @@ def _checkpoint_layout(mf, names, m, D):
             ("lengths", (2, len(names)), np.int64, (1, len(names))),
             ("extras_size", (2,), np.int64, (2,))):
         ck.create_dataset(name, data=np.zeros(shape, dtype), chunks=chunk, fletcher32=True)
+    _extras_layout(ck)
+    ck.create_dataset("slot", data=np.int8(-1))
+
+
+def _extras_layout(ck):
     ck.create_dataset("extras", shape=(2, 0), maxshape=(2, None), chunks=(1, EXTRAS_CHUNK),
                       dtype=np.uint8, fletcher32=True)
-    ck.create_dataset("slot", data=np.int8(-1))
+
+
+def upgrade(h5):
+    """Give a version-1 file (being rebuilt on resume) the checkpoint datasets it lacks."""
+    ck = h5[CHECKPOINT]
+    if "extras" not in ck:
+        _extras_layout(ck)
+        ck.create_dataset("extras_size", data=np.zeros(2, np.int64), chunks=(2,),
+                          fletcher32=True)

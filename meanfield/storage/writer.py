@@ -174,6 +174,7 @@ class RunWriter:
             data, lengths = old.data, old.checkpoint_lengths()
             with replacing(path) as tmp, h5py.File(tmp, "w", libver=LIBVER) as new:
                 old.copy_into(new)
+                L.upgrade(new)
                 for name, k in zip(json.loads(new[L.CHECKPOINT].attrs["series"]), lengths):
                     for ds in ("value", "time", "step"):
                         new[f"{name}/{ds}"].resize(int(k), axis=0)
