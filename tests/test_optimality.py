@@ -338,17 +338,20 @@ def test_observables_only_for_gd_relu_runs_and_inexact_above_the_plane(tmp_path)
     from meanfield.config import Config
     from meanfield.observables import REGISTRY
     from meanfield.simulate import simulate
-    base = {"model": {"m": 6}, "data": {"d": 4, "n_train": 20}, "train": {"steps": 20},
+    base = {"model": {"m": 6}, "data": {"d": 4, "n_train": 20},
+            "train": {"steps": 20, "weight_decay": 0.01},
             "record": {"every": 10, "snapshot_every": 10}}
     simulate(base, out=tmp_path / "d4.h5").close()
     with h5py.File(tmp_path / "d4.h5", "r") as h5:
         assert not bool(h5["observables/duality_gap"].attrs["exact"])
         assert np.all(h5["observables/duality_gap/value"][()] >= 0)
-    for change, applies in (({}, True), ({"train": {"algorithm": "population"}}, False),
-                            ({"train": {"algorithm": "sgd"}}, False),
-                            ({"train": {"model": "tangent"}}, False),
+    decay = {"weight_decay": 0.01}
+    for change, applies in (({}, True), ({"train": {"weight_decay": 0.0}}, False),
+                            ({"train": {"algorithm": "population", **decay}}, False),
+                            ({"train": {"algorithm": "sgd", **decay}}, False),
+                            ({"train": {"model": "tangent", **decay}}, False),
                             ({"model": {"activation": "tanh"}}, False),
-                            ({"model": {"kind": "deep_linear"},
+                            ({"model": {"kind": "deep_linear"}, "train": {"steps": 20},
                               "data": {"d": 4, "kind": "linear_teacher"}}, False)):
         problem = SimpleNamespace(config=Config.from_dict({**base, **change}))
         assert REGISTRY["polar"].applies(problem) is applies
