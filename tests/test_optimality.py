@@ -242,7 +242,8 @@ def _grid_dual(X, y, beta, K):
     n, t = len(y), 2 * np.pi * np.arange(K) / K
     Phi = np.maximum(X @ np.column_stack([np.cos(t), np.sin(t)]).T, 0)
     res = minimize(lambda z: (0.5 * np.sum((z - y) ** 2) / n, (z - y) / n), np.zeros(n),
-                   jac=True, method="SLSQP", constraints=[LinearConstraint(Phi.T / n, -beta, beta)],
+                   jac=True, method="SLSQP",
+                   constraints=[LinearConstraint(Phi.T / n, -beta, beta)],
                    options={"maxiter": 1000, "ftol": 1e-16})
     assert res.success
     return (y @ y - np.sum((res.x - y) ** 2)) / (2 * n), res.x
@@ -419,5 +420,6 @@ def test_spurious_minima_experiment_quick(tmp_path):
         assert float(r["gap"]) >= 0
         assert r["optimal"] == str(float(r["gap"]) <= 0.05 * float(r["objective"]))
     # d = 10: the exact-width students are further from optimal than the 4 m0 ones
-    gap = {m: np.mean([float(r["relative_gap"]) for r in rows if r["m"] == m]) for m in "6 24".split()}
+    gap = {m: np.mean([float(r["relative_gap"]) for r in rows if r["m"] == m])
+           for m in ("6", "24")}
     assert gap["6"] > gap["24"]

@@ -14,7 +14,8 @@ Shamir 2018): exact-width networks get stuck in spurious minima, wide ones do no
 Small runs are faster on one thread each (parallelism across runs with -j): the script
 sets NUMBA_NUM_THREADS and OPENBLAS_NUM_THREADS to 1 unless they are set already.
 
-    python experiments/spurious_minima/run.py [--quick] [--plot-only] [--work DIR] [--data DIR] [-j N]
+    python experiments/spurious_minima/run.py [--quick] [--plot-only] [--work DIR] [--data DIR]
+                                              [-j N]
 """
 
 import os
@@ -89,7 +90,8 @@ def draw(table):
              ylim=(-0.05, 1.05), title="runs ending globally optimal")
     right.axhline(TOLERANCE, color="gray", lw=0.8, ls="--")
     right.set(xscale="log", yscale="log", xlabel="width m / m0",
-              ylabel="duality gap / J at the end", title="final relative duality gap (line: median)")
+              ylabel="duality gap / J at the end",
+              title="final relative duality gap (line: median)")
     for ax in (left, right):
         ax.set_xticks(ratios, [str(r) for r in ratios])
         ax.minorticks_off()
