@@ -246,6 +246,7 @@ def test_exit_codes_are_documented_in_the_readme():
     assert "meanfield[notebook]" in readme
 
 
+@pytest.mark.slow
 def test_diverged_run_exits_3_and_is_recorded(tmp_path):
     (tmp_path / "c.toml").write_text(TINY)
     result = cli("run", "c.toml", "-o", "div.h5", "--set", "train.lr=1e4", "-q", cwd=tmp_path)

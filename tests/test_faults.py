@@ -240,6 +240,7 @@ def test_stale_lock_of_a_dead_writer_is_taken_over(tmp_path):
     assert not lock_path(tmp_path / "out.h5").exists()
 
 
+@pytest.mark.slow
 def test_writers_started_together_one_wins_one_is_refused(tmp_path):
     (tmp_path / "c.toml").write_text(TINY.replace("steps = 30", "steps = 3000"))
     procs = [subprocess.Popen([sys.executable, "-m", "meanfield.cli", "run", "c.toml", "-o",
@@ -299,6 +300,7 @@ def test_flipped_bytes_give_an_error_or_the_right_numbers(tmp_path, capsys):
     assert tried >= 50 and detected >= 3, (tried, detected)
 
 
+@pytest.mark.slow
 def test_metadata_corruption_is_one_line_for_info_and_resume(tmp_path, capsys):
     good = tmp_path / "good.h5"
     (tmp_path / "c.toml").write_text(TINY)
@@ -360,6 +362,7 @@ def _mount_readonly(folder):
     return folder
 
 
+@pytest.mark.slow
 def test_outputs_on_a_read_only_file_system(tmp_path):
     (tmp_path / "c.toml").write_text(TINY)
     (tmp_path / "s.toml").write_text('base = "c.toml"\n[grid]\n"model.m" = [4, 5]\n')
