@@ -14,7 +14,7 @@ from meanfield import Config, simulate
 from meanfield.algorithms import ggn as ggn_algorithm
 from meanfield.data import make_dataset
 from meanfield.errors import InputError
-from meanfield.kernels.ggn import jacobian
+from meanfield.kernels.ggn import features, gram
 from meanfield.kernels.structs import make_model
 from meanfield.simulate import Interrupted
 from meanfield.state import seed_streams
@@ -46,17 +46,24 @@ def _state(cfg):
 # ----------------------------------------------------------------------------- Jacobian
 @pytest.mark.parametrize("activation", ("relu", "tanh", "erf", "softplus", "sigmoid", "linear"))
 @pytest.mark.parametrize("bias", (True, False))
-def test_jacobian_and_outputs_match_numpy(activation, bias):
+def test_outputs_jacobian_factors_and_gram_match_numpy(activation, bias):
+    """J = (alpha/m) [U x, U, S] per particle and J J^T from the factors, against the
+    explicit NumPy Jacobian."""
     rng = np.random.default_rng(1)
-    m, n, d = 17, 9, 4
+    m, n, d, alpha = 17, 9, 4, 2.5
     P = rng.standard_normal((m, d + (2 if bias else 1)))
     X = rng.standard_normal((n, d))
-    J, f = np.empty((n, P.size)), np.empty(n)
-    jacobian(P, make_model(activation, "squared", 2.5, 0.0, False, P), X, J, f)
-    np.testing.assert_allclose(J, ref.ggn_jacobian(P, X, activation, 2.5, bias),
-                               rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(f, ref.forward(P, X, activation, 2.5, bias), rtol=1e-12,
+    S, U, f, G = np.empty((n, m)), np.empty((n, m)), np.empty(n), np.empty((n, n))
+    features(P, make_model(activation, "squared", alpha, 0.0, False, P), X, S, U, f)
+    np.testing.assert_allclose(f, ref.forward(P, X, activation, alpha, bias), rtol=1e-12,
                                atol=1e-14)
+    J = ref.ggn_jacobian(P, X, activation, alpha, bias).reshape(n, m, -1)
+    blocks = [U[:, :, None] * X[:, None, :]] + ([U[:, :, None]] if bias else []) + [S[:, :, None]]
+    np.testing.assert_allclose(alpha / m * np.concatenate(blocks, axis=2), J, rtol=1e-12,
+                               atol=1e-14)
+    gram(X, S, U, alpha / m, float(bias), G)
+    J = J.reshape(n, -1)
+    np.testing.assert_allclose(G, J @ J.T, rtol=1e-12, atol=1e-14 * np.abs(G).max())
 
 
 def test_reference_jacobian_against_finite_differences():

@@ -17,10 +17,12 @@ coordinates at columns i D, ..., i D + D - 1):
     \frac{\partial f_j}{\partial c_i} = \frac{\alpha}{m} s(z_{ij}),
     \qquad z_{ij} = a_i \cdot x_j + b_i.
 
-:math:`J J^\top` (the batch's empirical NTK of f, :math:`(\alpha^2/m) K`) is one BLAS
-GEMM, the b x b system is solved by LAPACK's Cholesky factorisation (``potrf``, as
-``np.linalg.cholesky`` compiles) and two triangular substitutions, and the step
-:math:`J^\top u` is one GEMV: O(b^2 m D + b^3) per step, no Python between steps.
+:math:`J` is never formed: it factors through S = s(Z) and U = c s'(Z) (b, m), so
+:math:`J J^\top` (the batch's empirical NTK of f, :math:`(\alpha^2/m) K`) is three
+GEMMs (:func:`gram`) and :math:`J^\top u` two GEMVs and a GEMM, O(b^2 (m + d) + b m d)
+work and O(b m) memory instead of O(b^2 m D) and O(b m D).  The b x b system is solved
+by LAPACK's Cholesky factorisation (``potrf``, as ``np.linalg.cholesky`` compiles) and
+two triangular substitutions, O(b^3).  A whole chunk of steps is one compiled call.
 """
 
 from collections import namedtuple
@@ -29,7 +31,7 @@ import numpy as np
 from numba import prange
 
 from .blas import gemm, gemv_t
-from .elementwise import activate
+from .elementwise import act_rows
 from .jit import jit, jit_parallel
 from .network import model_risk_and_velocity, workspace
 from .training import DIVERGED, _due, _ends, record_row
@@ -40,37 +42,50 @@ Steps.__doc__ = """What GGN steps on: the training rows of each step's batch ``i
 
 
 @jit_parallel
-def jacobian(P, model, X, J, f):
-    """Outputs f (n,) of the network (eq. 1) at the rows of X and their Jacobian J (n, m D).
+def features(P, model, X, S, U, f):
+    r"""The factors of the batch Jacobian, and the outputs: S = s(Z), U = c s'(Z), f.
+
+    With :math:`Z = X A^\top + b` (n, m), row j of J is :math:`\frac{\alpha}{m}` times
+    :math:`(U_{ji} x_j, U_{ji}, S_{ji})` for each particle i.
 
     Parameters
     ----------
     P : (m, D) particles; model : :class:`~.structs.Model` (``act`` and ``alpha`` are
-    read); X : (n, d) C-contiguous inputs; J : (n, m D) and f : (n,) outputs.
+    read); X : (n, d) C-contiguous inputs; S, U : (n, m) and f : (n,) outputs.
     """
     m, D = P.shape
     n, d = X.shape
-    Z = np.empty((n, m))
-    gemm(False, True, 1.0, X, P[:, :d], 0.0, Z)
-    if D == d + 2:
-        for j in prange(n):
-            for i in range(m):
-                Z[j, i] += P[i, d]
-    S = activate(model.act, Z, False)
-    H = activate(model.act, Z, True)
+    gemm(False, True, 1.0, X, P[:, :d], 0.0, S)
     scale = model.alpha / m
     for j in prange(n):
+        if D == d + 2:
+            for i in range(m):
+                S[j, i] += P[i, d]
+        act_rows(model.act, S, U, j)
         total = 0.0
         for i in range(m):
             c = P[i, D - 1]
             total += c * S[j, i]
-            h = scale * c * H[j, i]
-            for k in range(d):
-                J[j, i * D + k] = h * X[j, k]
-            if D == d + 2:
-                J[j, i * D + d] = h
-            J[j, i * D + D - 1] = scale * S[j, i]
+            U[j, i] *= c
         f[j] = scale * total
+
+
+@jit
+def gram(X, S, U, scale, bias, G):
+    r""":math:`G = J J^\top = (\alpha/m)^2 [S S^\top + (U U^\top) \odot (X X^\top + 1_{bias})]`
+    (b, b), from the factors of :func:`features` (``scale`` = alpha / m): three GEMMs,
+    O(b^2 (m + d)), never the (b, m D) Jacobian itself."""
+    b = X.shape[0]
+    K = np.empty((b, b))
+    gemm(False, True, 1.0, X, X, 0.0, K)
+    gemm(False, True, 1.0, U, U, 0.0, G)
+    for j in range(b):
+        for k in range(b):
+            G[j, k] *= K[j, k] + bias
+    gemm(False, True, 1.0, S, S, 1.0, G)
+    for j in range(b):
+        for k in range(b):
+            G[j, k] *= scale * scale
 
 
 @jit
@@ -99,32 +114,39 @@ def cholesky_solve(G, damping, r):
 
 
 @jit_parallel
-def ggn_step(P, model, X, y, damping, lr, J, f):
+def ggn_step(P, model, X, y, damping, lr, S, U):
     r"""One GGN step on the batch (X, y) in place; returns the batch risk before it.
 
-    ``J`` (b, m D) and ``f`` (b,) are buffers.  The risk is
-    :math:`\frac{1}{2b} \sum_j (f_j - y_j)^2`; when it is not finite the particles are
-    left as they are.
+    ``S``, ``U`` (b, m) are buffers.  With u = (J J^T + damping I)^{-1} (f - y), the
+    step :math:`J^\top u` is :math:`\frac{\alpha}{m}(c_i \sum_j u_j s'(z_{ij}) x_j,
+    c_i \sum_j u_j s'(z_{ij}), \sum_j u_j s(z_{ij}))` per particle: two GEMVs and a
+    GEMM.  The risk is :math:`\frac{1}{2b} \sum_j (f_j - y_j)^2`; when it is not finite
+    the particles are left as they are.
     """
     m, D = P.shape
-    b = X.shape[0]
-    jacobian(P, model, X, J, f)
-    r = np.empty(b)
-    total = 0.0
-    for j in range(b):
-        r[j] = f[j] - y[j]
-        total += r[j] * r[j]
-    R = 0.5 * total / b
+    b, d = X.shape
+    f = np.empty(b)
+    features(P, model, X, S, U, f)
+    r = f - y
+    R = 0.5 * np.dot(r, r) / b
     if not R <= DIVERGED:
         return R
     G = np.empty((b, b))
-    gemm(False, True, 1.0, J, J, 0.0, G)
-    u = cholesky_solve(G, damping, r)
-    g = np.empty(m * D)
-    gemv_t(1.0, J, u, 0.0, g)
+    gram(X, S, U, model.alpha / m, 1.0 if D == d + 2 else 0.0, G)
+    u = cholesky_solve(G, damping, r) * (lr * model.alpha / m)
+    gc, gb, ga = np.empty(m), np.empty(m), np.empty((m, d))
+    gemv_t(1.0, S, u, 0.0, gc)
+    gemv_t(1.0, U, u, 0.0, gb)
+    for j in prange(b):
+        for i in range(m):
+            U[j, i] *= u[j]
+    gemm(True, False, 1.0, U, X, 0.0, ga)
     for i in prange(m):
-        for k in range(D):
-            P[i, k] -= lr * g[i * D + k]
+        for k in range(d):
+            P[i, k] -= ga[i, k]
+        if D == d + 2:
+            P[i, d] -= gb[i]
+        P[i, D - 1] -= gc[i]
     return R
 
 
@@ -150,8 +172,7 @@ def ggn_chunk(P, model, data, pop, loop, steps, obs):
     n, d = data.X.shape
     full = steps.index.shape[0] == 0
     b = n if full else steps.index.shape[1]
-    J = np.empty((b, m * D))
-    f = np.empty(b)
+    S, U = np.empty((b, m)), np.empty((b, m))
     Xb = data.X if full else np.empty((b, d))
     yb = data.y if full else np.empty(b)
     Vf = np.empty_like(P)
@@ -168,6 +189,6 @@ def ggn_chunk(P, model, data, pop, loop, steps, obs):
             break
         if not full:
             _gather(data, steps.index, s, Xb, yb)
-        if not ggn_step(P, model, Xb, yb, steps.damping, loop.lr, J, f) <= DIVERGED:
+        if not ggn_step(P, model, Xb, yb, steps.damping, loop.lr, S, U) <= DIVERGED:
             return s
     return loop.nsteps
