@@ -26,7 +26,7 @@ from meanfield.config.tomlio import resolve_paths
 from meanfield.data import Dataset
 from meanfield.errors import InputError
 
-SECTIONS = ("model", "scaling", "init", "data", "loss", "train", "record", "run")
+SECTIONS = ("model", "scaling", "init", "data", "loss", "train", "record", "run", "grow")
 
 
 def raises_naming(key, fn, *args, **kwargs):

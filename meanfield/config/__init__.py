@@ -34,8 +34,8 @@ from ..errors import InputError
 from ..scaling import resolve_alpha
 from .resources import check_memory, estimate_memory
 from .sections import (
-    ALGORITHMS, COMPRESSIONS, MAX_STEPS, DataConfig, InitConfig, LossConfig, ModelConfig,
-    RecordConfig, RunConfig, ScalingConfig, TrainConfig, build_section,
+    ALGORITHMS, COMPRESSIONS, MAX_STEPS, DataConfig, GrowConfig, InitConfig, LossConfig,
+    ModelConfig, RecordConfig, RunConfig, ScalingConfig, TrainConfig, build_section,
 )
 from .tomlio import (
     apply_overrides, dumps_toml, parse_toml, read_toml, resolve_paths, toml_value,
@@ -43,7 +43,7 @@ from .tomlio import (
 
 __all__ = [
     "Config", "as_config", "ModelConfig", "ScalingConfig", "InitConfig", "DataConfig",
-    "LossConfig", "TrainConfig", "RecordConfig", "RunConfig", "ALGORITHMS", "COMPRESSIONS",
+    "LossConfig", "TrainConfig", "RecordConfig", "RunConfig", "GrowConfig", "ALGORITHMS", "COMPRESSIONS",
     "MAX_STEPS", "check_memory", "estimate_memory", "apply_overrides", "dumps_toml", "parse_toml", "read_toml",
     "resolve_paths", "toml_value",
 ]
@@ -72,6 +72,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    grow: GrowConfig = field(default_factory=GrowConfig)
 
     def __post_init__(self):
         for f in fields(self):
@@ -144,7 +145,9 @@ class Config:
 
     def _check_consistency(self):
         from ..deep_linear.config import check as check_deep_linear
+        from .grow import check as check_grow
         check_deep_linear(self)
+        check_grow(self)
         if self.init.symmetric and self.model.m % 2 and not self.init.path:
             raise InputError(
                 f"model.m must be even with init.symmetric = true, got {self.model.m}")

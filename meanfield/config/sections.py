@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..losses import NAMES as LOSSES
 from ..scaling import REGIMES
 
-ALGORITHMS = ("gd", "sgd", "population", "ggn", "end_to_end", "adagrad", "adam")
+ALGORITHMS = ("gd", "sgd", "population", "ggn", "grow", "end_to_end", "adagrad", "adam")
 COMPRESSIONS = ("none", "lzf", "gzip")
 
 
@@ -87,6 +87,10 @@ _LIMITS = {
     ("record", "checkpoint_every"): (lambda v: v >= 0, ">= 0 (0: by wall clock only)"),
     ("record", "checkpoint_seconds"): (_finite_positive, "finite and > 0"),
     ("run", "seed"): (lambda v: 0 <= v < 2**63, "in [0, 2**63)"),
+    ("grow", "tolerance"): (_finite_positive, "finite and > 0"),
+    ("grow", "init_scale"): (_finite_positive, "finite and > 0"),
+    ("grow", "gap_tolerance"): (_finite_positive, "finite and > 0"),
+    ("grow", "max_neurons"): (lambda v: 1 <= v <= 1 << 20, "in [1, 2**20]"),
 }
 
 
@@ -234,6 +238,19 @@ class RunConfig:
 
     seed: int = 0
     author: str = ""
+
+
+@section("grow")
+class GrowConfig:
+    """``[grow]`` (``train.algorithm = "grow"``, :mod:`meanfield.algorithms.grow`): GD until
+    the mean squared velocity is below ``tolerance``, then the certificate; a neuron of
+    scale ``init_scale`` is inserted while the duality gap is >= ``gap_tolerance``, up to
+    ``max_neurons``."""
+
+    tolerance: float = 1e-6
+    init_scale: float = 0.01
+    gap_tolerance: float = 1e-4
+    max_neurons: int = 64
 
 
 def build_section(cls, values: dict):
