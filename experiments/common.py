@@ -26,27 +26,32 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def options(name: str, description: str, argv=None) -> argparse.Namespace:
+def options(name: str, description: str, argv=None, folder=None) -> argparse.Namespace:
     """Parse the options every experiment takes; adds ``csv``, ``png`` and ``work`` paths.
+
+    ``name`` names the CSV and PNG; ``folder`` (default ``name``) is the
+    experiment's folder under ``experiments/``.
 
     ``--quick`` uses the small sizes (and the work folder ``work/quick``, which
     then also receives the CSV and PNG),
     ``--plot-only`` redraws the figure from the CSV, ``--work DIR`` and
     ``--data DIR`` move the run files and the outputs.
     """
-    p = argparse.ArgumentParser(prog=f"experiments/{name}/run.py", description=description)
+    folder = folder or name
+    p = argparse.ArgumentParser(prog=f"experiments/{folder}/{Path(sys.argv[0]).name}",
+                                description=description)
     p.add_argument("--quick", action="store_true", help="small sizes: finishes in seconds")
     p.add_argument("--plot-only", action="store_true",
                    help="only redraw the figure from the CSV in the data folder")
     p.add_argument("--work", type=Path, metavar="DIR",
-                   help=f"folder for the sweeps and run files (default experiments/{name}/work)")
+                   help=f"folder for the sweeps and run files (default experiments/{folder}/work)")
     p.add_argument("--data", type=Path, metavar="DIR",
                    help="folder for the CSV and PNG (default data/, or the work folder "
                         "with --quick, so that a quick run never replaces the gallery)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="runs in parallel (default 1)")
     args = p.parse_args(argv)
     if args.work is None:
-        args.work = REPO / "experiments" / name / "work" / ("quick" if args.quick else "full")
+        args.work = REPO / "experiments" / folder / "work" / ("quick" if args.quick else "full")
     if args.data is None:
         args.data = args.work if args.quick else REPO / "data"
     args.name = name
@@ -62,7 +67,7 @@ def _merge(table: dict, overrides: dict) -> dict:
     return out
 
 
-def run_sweep_file(toml: Path, work: Path, overrides=None, jobs: int = 1):
+def run_sweep_file(toml: Path, work: Path, overrides=None, jobs: int = 1, stem=None):
     """Plan the sweep ``toml`` (with ``overrides`` merged in) into ``work/<stem>`` and run it.
 
     Parameters
@@ -78,6 +83,9 @@ def run_sweep_file(toml: Path, work: Path, overrides=None, jobs: int = 1):
         grid list sets a key for every point).
     jobs : int
         Processes of :func:`meanfield.sweep.run_local`.
+    stem : str, optional
+        Name of the planned sweep (default the file's stem): one sweep file
+        planned several times with different ``overrides`` needs one stem each.
 
     Returns
     -------
@@ -91,15 +99,118 @@ def run_sweep_file(toml: Path, work: Path, overrides=None, jobs: int = 1):
     tables = _merge(read_toml(toml, "sweep file"), overrides or {})
     if isinstance(tables.get("base"), str):
         tables["base"] = str((toml.parent / tables["base"]).resolve())
+    stem = stem or toml.stem
     work.mkdir(parents=True, exist_ok=True)
-    planned = work / toml.name
+    planned = work / f"{stem}.toml"
     planned.write_text(dumps_toml(tables))
-    p = plan(planned, work / toml.stem)
+    p = plan(planned, work / stem)
     t0 = time.perf_counter()
     run_local(p, jobs=jobs)
-    print(f"{toml.name}: {len(p)} runs in {p.folder} ({time.perf_counter() - t0:.0f} s)",
+    print(f"{stem}: {len(p)} runs in {p.folder} ({time.perf_counter() - t0:.0f} s)",
           flush=True)
     return p
+
+
+def train(config, keep_every=None, data=None):
+    """Run ``config`` in memory with its recorded observables only (no snapshot observables).
+
+    The experiments that need many runs but only their losses use this instead
+    of a sweep: :func:`meanfield.simulate` also evaluates every snapshot
+    observable (certificates, Gram spectra) at the start and the end, which
+    costs more than a short run itself.
+
+    Parameters
+    ----------
+    config : Config or dict
+    keep_every : int, optional
+        Also keep the particles every ``keep_every`` steps (and at the end).
+    data : meanfield.data.Dataset, optional
+        Train on these instead of the data ``config`` describes.
+
+    Returns
+    -------
+    dict
+        ``steps`` (k,), one array (k,) per recorded observable (``train_loss``,
+        ``test_loss``, ...), ``particles`` (snapshots, m, D) with
+        ``particle_steps``, ``teacher`` (m0, D0) or None, ``status``.
+    """
+    import numpy as np
+
+    from meanfield import algorithms, observables
+    from meanfield.config import as_config
+    from meanfield.data import make_dataset
+    from meanfield.state import seed_streams
+
+    config = as_config(config)
+    algorithm = algorithms.for_config(config)
+    streams = seed_streams(config.run.seed)
+    data = (data or make_dataset(config, streams.data)).validated(config)
+    state = algorithm.init(config, data, streams)
+    names = observables.recorded_names(state.problem)
+    total, chunk = config.train.steps, keep_every or config.train.steps
+    steps, rows = [], []
+    kept, kept_steps = [state.particles.copy()], [0]
+    while state.step < total and not state.diverged:
+        state = algorithm.advance(state, min(chunk, total - state.step))
+        steps.append(state.records.steps)
+        rows.append(state.records.values)
+        kept.append(state.particles.copy())
+        kept_steps.append(state.step)
+    values = np.concatenate(rows) if rows else np.zeros((0, len(names)))
+    out = {name: values[:, q] for q, name in enumerate(names)}
+    out.update(steps=np.concatenate(steps) if steps else np.zeros(0, np.int64),
+               particles=np.array(kept), particle_steps=np.array(kept_steps),
+               teacher=data.teacher, status="diverged" if state.diverged else "completed")
+    return out
+
+
+def _run_one(key, config, summarise, path, keep_every):
+    """Train ``config``, write ``summarise(result)`` with the config to ``path`` (JSON)."""
+    import json
+    summary = summarise(train(config, keep_every))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"config": config, "summary": summary}))
+    tmp.replace(path)
+    return key, summary
+
+
+def run_many(configs: dict, summarise, folder: Path, jobs: int = 1, keep_every=None) -> dict:
+    """:func:`train` every config of ``configs`` (name -> config dict), keep ``summarise`` of each.
+
+    Each summary (JSON-able) is stored as ``folder/<name>.json`` beside its
+    config: a run whose file holds the same config is not run again, so an
+    interrupted experiment continues where it stopped.  ``jobs`` > 1 runs
+    that many configs at once in fresh processes (``summarise`` must then be
+    a module-level function); ``keep_every`` is passed on to :func:`train`.
+
+    Returns
+    -------
+    dict
+        name -> summary, in the order of ``configs``.
+    """
+    import json
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done, todo = {}, []
+    for key, config in configs.items():
+        path = folder / f"{key}.json"
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            if stored["config"] == json.loads(json.dumps(config)):
+                done[key] = stored["summary"]
+                continue
+        todo.append((key, config, summarise, path, keep_every))
+    t0 = time.perf_counter()
+    if jobs > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            done.update(pool.map(_run_one, *zip(*todo)))
+    else:
+        done.update(_run_one(*job) for job in todo)
+    print(f"{folder.name}: {len(todo)} of {len(configs)} runs in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return {key: done[key] for key in configs}
 
 
 def write_csv(path: Path, rows: list, columns: list, digits: int = 7):

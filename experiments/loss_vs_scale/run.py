@@ -1,92 +1,167 @@
-"""Figure 2: test loss against the initialisation scale tau (lazy training hurts).
+"""Test loss against the initialisation scale tau, in the published setting.
 
-As in Chizat, Oyallon & Bach (2019).  A relu student of m = 50 neurons
-(no bias, symmetric init scaled by tau) learns a 3-neuron teacher in d = 100
-from 1000 points on the sphere by 10^4 steps of GD with the published step
-min(10, 0.1 / tau^2): test loss at the end and best during training, red
-crosses where training had not converged (final training loss above 1 % of
-the initial one).  Second panel: the under-parameterised case, m = 10 trained
-by SGD on fresh samples, exact population loss.  Third panel: laziness
-diagnostics of the GD runs against alpha = tau^2 (the equivalent output scale).
+Chizat, Oyallon & Bach (2019), figure 2, from the authors' test_vs_scale.jl
+and populationSGD.jl, in meanfield's keys (README, "The published
+parameterisation": alpha = m * scaling, lr = alpha * step).
+
+Left, ``test_vs_scale.jl``: d = 100, 1000 training and 1000 test points on
+the sphere, teacher ``sum_j s_j relu(t_j . x)`` (m0 = 3 unit neurons, random
+signs), a relu student of m = 50 neurons without bias, ``W ~ tau N(0, 1)``
+entrywise and symmetrised, 10^4 GD steps of size ``min(10, 0.1 / tau^2)``
+(scaling 1: alpha = 50, lr = 50 * step); test loss x 1000 at the end of
+training and the best throughout training (recorded every 10 steps), mean
++- 1 std over the trials.  For tau > 0.1 the step depends on tau; by
+2-homogeneity (f(tau w) = tau^2 f(w)) init scale tau with (alpha, lr) is init
+scale 1 with (alpha tau^2, lr tau^2), so those runs use init scale 1,
+alpha = 50 tau^2 and lr = 5.
+
+Right, ``populationSGD.jl`` (under-parameterised), its quirks included:
+m = 50, d = 100, m0 = 3, each step a fresh batch of 200 sphere points, step
+``eta = min(0.25 / tau^2, 25)``, 20 000 steps, student ``(1/m) sum_i w_i
+relu(theta_i . x)`` from ``theta ~ tau N(0, I_d)``, ``w ~ tau N(0, 1)``
+(symmetrised), loss summed over the last 2000 steps, normalised by its
+largest mean over tau.  Quirk 1: the theta-step is d times the w-step.  In
+meanfield's variables a = theta / sqrt(d), c = w, alpha = sqrt(d) = 10 the
+network is the same and one step of lr = d * eta is exactly their two steps
+(a ~ tau N(0, I/d): ``init.a = "gaussian"``).  Quirk 2: their teacher output
+is divided by the batch size, ``y = sum_j s_j relu(t_j . x) / 200``.  By
+2-homogeneity a teacher k y with init tau and step lr is the teacher y with
+init tau / sqrt(k) and step k lr, every loss multiplied by k^2: here
+k = 1/200, so tau_ours = tau sqrt(200), lr = 100 eta / 200.  The batch loss
+they sum is replaced by the exact population loss recorded every 10 steps
+(its expectation; the same sum in the mean, less noise).
 
     python experiments/loss_vs_scale/run.py [--quick] [--plot-only] [--work DIR] [--data DIR]
 """
 
+import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import main, options, run_sweep_file  # noqa: E402
+from common import main, options, run_many  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-SWEEPS = ("gd_small_tau", "gd_large_tau", "sgd_small_tau", "sgd_large_tau")
-QUICK = {"gd_small_tau": {"init.tau": [0.01, 0.0316228]},
-         "gd_large_tau": {"scaling.alpha": [0.1, 10.0]},
-         "sgd_small_tau": {"init.tau": [0.01]},
-         "sgd_large_tau": {"scaling.alpha": [10.0]}}
-QUICK_STEPS = {"train.steps": [300], "record.snapshot_every": [100]}
-CONVERGED = 1e-2
-"""A run converged if its final training loss (population loss for SGD) is below
-CONVERGED times the initial one."""
-OBSERVABLES = ("train_loss", "test_loss", "population_loss", "displacement", "tangent_gap",
-               "ntk_change")
-COLUMNS = ["algorithm", "m", "tau", "alpha_equivalent", "lr", "steps", "status",
-           "start_train_loss", "start_population_loss",
-           *(f"final_{name}" for name in OBSERVABLES), "best_test_loss", "best_population_loss"]
+M, D, N = 50, 100, 1000
+PUBLISHED_GD_TAUS = [10 ** (k / 10) for k in range(-22, 11)]
+"""tau = 10^(-2.2:0.1:1), 33 values, 10 trials in the paper."""
+GD_TAUS = PUBLISHED_GD_TAUS[::4]
+"""The taus run here: every fourth published one, 10^(-2.2:0.4:1) (see README)."""
+PUBLISHED_SGD_TAUS = [0.01, 0.02, 0.04, *(10 ** (k / 10) for k in range(-10, 1)), 2, 4, 8]
+SGD_TAUS = [PUBLISHED_SGD_TAUS[i] for i in (0, 2, 3, 7, 10, 13, 14, 16)]
+"""0.01, 0.04, 0.1, 10^-0.6, 10^-0.3, 1, 2, 8: eight of the seventeen published."""
+TRIALS = 1
+"""Trials (teacher, data, init) per tau; the paper has 10 (see README)."""
+GD_STEPS, SGD_STEPS, WINDOW, BATCH = 10_000, 20_000, 2_000, 200
+SGD_K = 1 / BATCH
+"""populationSGD.jl's teacher factor (its output divided by the batch size)."""
+QUICK = {"gd_taus": [0.01, 1.0], "sgd_taus": [0.01, 1.0], "gd_steps": 200, "sgd_steps": 400,
+         "trials": 1}
+COLUMNS = ["panel", "tau", "trial", "init_tau", "alpha", "lr", "steps", "status",
+           "start_loss", "final_test_loss", "best_test_loss", "final_train_loss",
+           "window_loss", "trials_published"]
+
+
+def gd_config(tau, trial, steps):
+    """test_vs_scale.jl at init scale tau (see the module docstring for tau > 0.1)."""
+    step = min(10.0, 0.1 / tau ** 2)
+    init_tau, alpha, lr = (tau, M, M * step) if tau <= 0.1 else (1.0, M * tau ** 2, 5.0)
+    return {"model": {"m": M, "activation": "relu", "bias": False},
+            "scaling": {"alpha": alpha},
+            "init": {"a": "standard", "c": "gaussian", "tau": init_tau, "symmetric": True},
+            "data": {"kind": "teacher", "d": D, "input": "sphere", "n_train": N, "n_test": N,
+                     "teacher_m": 3, "teacher_output": "sum", "teacher_signs": "random"},
+            "train": {"algorithm": "gd", "lr": lr, "steps": steps},
+            "record": {"every": 10}, "run": {"seed": 1 + trial}}
+
+
+def sgd_config(tau, trial, steps):
+    """populationSGD.jl at init scale tau, its two quirks carried exactly (module docstring)."""
+    eta = min(0.25 / tau ** 2, 25.0)
+    return {"model": {"m": M, "activation": "relu", "bias": False},
+            "scaling": {"alpha": math.sqrt(D)},
+            "init": {"a": "gaussian", "c": "gaussian", "tau": tau / math.sqrt(SGD_K),
+                     "symmetric": True},
+            "data": {"kind": "teacher", "d": D, "input": "sphere", "n_train": BATCH,
+                     "n_test": BATCH, "teacher_m": 3, "teacher_output": "sum",
+                     "teacher_signs": "random"},
+            "train": {"algorithm": "sgd", "lr": D * eta * SGD_K, "steps": steps,
+                      "batch_size": BATCH},
+            "record": {"every": 10}, "run": {"seed": 1 + trial}}
+
+
+def summarise_gd(result):
+    """Start, final and best test loss, final training loss."""
+    test = result["test_loss"]
+    return {"status": result["status"], "start_loss": float(test[0]),
+            "final_test_loss": float(test[-1]), "best_test_loss": float(test.min()),
+            "final_train_loss": float(result["train_loss"][-1])}
+
+
+def summarise_sgd(result):
+    """populationSGD.jl's sum of the last 2000 (here last tenth, at most 2000) step losses."""
+    steps, loss = result["steps"], result["population_loss"]
+    window = min(WINDOW, int(steps[-1]) // 10)
+    last = (steps >= steps[-1] - window) & (steps < steps[-1])
+    return {"status": result["status"], "start_loss": float(loss[0]),
+            "final_test_loss": float(loss[-1]),
+            "window_loss": float(loss[last].mean() * window * SGD_K ** 2)}
 
 
 def compute(args):
-    """One row per run: tau (init.tau * sqrt(alpha)), losses, laziness diagnostics."""
-    import math
-
-    from meanfield import open_run
-
+    """One row per (panel, tau, trial)."""
+    q = QUICK if args.quick else {}
+    trials = q.get("trials", TRIALS)
     rows = []
-    for name in SWEEPS:
-        quick = {"grid": {**QUICK[name], **QUICK_STEPS}} if args.quick else None
-        p = run_sweep_file(HERE / f"{name}.toml", args.work, quick, args.jobs)
-        for i in range(len(p)):
-            with open_run(p.path(i)) as run:
-                cfg = run.config
-                tau = cfg.init.tau * math.sqrt(run.alpha)
-                row = {"algorithm": cfg.train.algorithm, "m": cfg.model.m, "tau": tau,
-                       "alpha_equivalent": tau * tau, "lr": cfg.train.lr,
-                       "steps": cfg.train.steps, "status": run.status}
-                series = {n: run.observable(n).value for n in OBSERVABLES}
-                row["start_train_loss"] = series["train_loss"][0]
-                row["start_population_loss"] = series["population_loss"][0]
-                row.update({f"final_{n}": v[-1] for n, v in series.items()})
-                row["best_test_loss"] = series["test_loss"].min()
-                row["best_population_loss"] = series["population_loss"].min()
-                rows.append(row)
+    for panel, taus, steps, make, summarise in (
+            ("gd", q.get("gd_taus", GD_TAUS), q.get("gd_steps", GD_STEPS), gd_config,
+             summarise_gd),
+            ("sgd", q.get("sgd_taus", SGD_TAUS), q.get("sgd_steps", SGD_STEPS), sgd_config,
+             summarise_sgd)):
+        configs = {f"{panel}_tau{tau:.6g}_trial{r}": make(tau, r, steps)
+                   for tau in taus for r in range(trials)}
+        done = run_many(configs, summarise, args.work / f"published_{panel}", args.jobs)
+        for (key, cfg), tau_trial in zip(configs.items(),
+                                         [(t, r) for t in taus for r in range(trials)]):
+            rows.append({"panel": panel, "tau": tau_trial[0], "trial": tau_trial[1],
+                         "init_tau": cfg["init"]["tau"], "alpha": cfg["scaling"]["alpha"],
+                         "lr": cfg["train"]["lr"], "steps": steps, **done[key],
+                         "trials_published": 10})
     return rows, COLUMNS
 
 
+def _mean_std(runs, column):
+    import numpy as np
+    taus = np.unique(runs.column("tau"))
+    values = [runs.column(column)[runs.column("tau") == t] for t in taus]
+    std = [v.std(ddof=1) if len(v) > 1 else 0.0 for v in values]
+    return taus, np.array([v.mean() for v in values]), np.array(std)
+
+
 def draw(table):
-    """GD and SGD panels (:func:`loss_vs_scale`), laziness panel (:func:`laziness_vs_alpha`)."""
+    """Left: GD test loss x 1000 (end, best); right: SGD window loss / its largest mean."""
     import matplotlib.pyplot as plt
 
-    from meanfield.plotting import laziness_vs_alpha, loss_vs_scale
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
-    gd, sgd = table.where({"algorithm": "gd"}), table.where({"algorithm": "sgd"})
-    for ax, runs, loss, objective, what in (
-            (axes[0], gd, "test_loss", "train_loss", "GD on 1000 samples"),
-            (axes[1], sgd, "population_loss", "population_loss", "SGD on fresh samples")):
-        converged = (runs.column(f"final_{objective}")
-                     < CONVERGED * runs.column(f"start_{objective}"))
-        loss_vs_scale(runs.column("tau"), runs.column(f"final_{loss}"),
-                      runs.column(f"best_{loss}"), converged, ax=ax,
-                      ylabel=loss.replace("_", " "))
-        ax.set_title(f"{what}, m = {runs.column('m')[0]}, "
-                     f"{runs.column('steps')[0]} steps")
-    laziness_vs_alpha(gd.column("alpha_equivalent"),
-                      {"relative displacement": gd.column("final_displacement"),
-                       "tangent gap |f - Tf|": gd.column("final_tangent_gap"),
-                       "NTK change": gd.column("final_ntk_change")},
-                      ax=axes[2], xlabel=r"equivalent output scale $\alpha = \tau^2$")
-    axes[2].set_title("GD runs: laziness at the end of training")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5), constrained_layout=True)
+    gd, sgd = table.where({"panel": "gd"}), table.where({"panel": "sgd"})
+    for column, style, label in (("final_test_loss", "-", "end of training"),
+                                 ("best_test_loss", ":", "best throughout training")):
+        tau, mean, std = _mean_std(gd, column)
+        left.fill_between(tau, 1000 * (mean - std), 1000 * (mean + std), color="0.85")
+        left.semilogx(tau, 1000 * mean, "k" + style, lw=3, label=label)
+    left.set(xlabel=r"$\tau$", ylabel="test loss x 1000",
+             title=f"test_vs_scale.jl: GD, m = {M}, {int(gd.column('steps')[0])} steps, "
+                   f"{int(gd.column('trial').max()) + 1} trial(s) of 10")
+    left.legend()
+    tau, mean, std = _mean_std(sgd, "window_loss")
+    scale = 1 / mean.max()
+    right.fill_between(tau, scale * (mean - std), scale * (mean + std), color="0.85")
+    right.semilogx(tau, scale * mean, "k", lw=2)
+    right.set(xlabel=r"$\tau$", ylabel="population loss at convergence (normalised)",
+              title=f"populationSGD.jl: SGD, m = {M}, {int(sgd.column('steps')[0])} steps, "
+                    f"{int(sgd.column('trial').max()) + 1} trial(s) of 10")
+    for ax in (left, right):
+        ax.title.set_fontsize(9)
     return fig
 
 
