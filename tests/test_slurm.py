@@ -246,4 +246,5 @@ def test_run_sweep_through_submitit(tmp_path):
     executor = submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="slurm")
     executor.update_parameters(timeout_min=10, cpus_per_task=1)
     assert sweep.run_sweep(folder, executor) == ["completed"] * 4
-    assert sweep.status(folder)["completed"] == 4
+    report = sweep.status_report(folder)
+    assert report["counts"]["completed"] == 4, report
