@@ -57,6 +57,8 @@ def tile_rows(n, m, d):
 def workspace(n, m, d, tangent):
     """Every buffer that an evaluation on n inputs needs, as a :class:`Workspace`.
 
+    For outputs only (:func:`model_outputs`), :func:`output_workspace` is enough.
+
     Fields: ``A`` (d, m) the input weights, transposed (plain-loop path only; the GEMM
     path reads them from the particles); ``dA`` their displacement (tangent model only;
     (d, m) on the plain-loop path, (m, d) on the GEMM path); ``F`` (4, m), rows
@@ -71,26 +73,38 @@ def workspace(n, m, d, tangent):
     backward GEMM ``acc = X_t^T H``, with the big tile H as its untransposed right
     operand: the fast form for BLAS.)
     """
+    return _workspace(n, m, d, tangent, True)
+
+
+@jit
+def output_workspace(n, m, d, tangent):
+    """A :func:`workspace` without the accumulators (empty ``acc``, ``accc``): enough for
+    :func:`model_outputs`, and (d + 2) m entries smaller."""
+    return _workspace(n, m, d, tangent, False)
+
+
+@jit
+def _workspace(n, m, d, tangent, grad):
     t, mb = tile_shape(n, m, d)
     r = max(t, 1)
     direct = d if t == 0 else 0
     dA = (np.empty((d, m)) if t == 0 else np.empty((m, d))) if tangent else np.empty((0, m))
     rows = n if mb < m else r
-    return Workspace(np.empty((direct, m)), dA, np.zeros((4, m)), np.empty((d + 1, m)),
-                     np.empty(m), np.empty((r, mb)), np.empty((r, mb)),
+    ma = m if grad else 0
+    return Workspace(np.empty((direct, m)), dA, np.zeros((4, m)), np.empty((d + 1, ma)),
+                     np.empty(ma), np.empty((r, mb)), np.empty((r, mb)),
                      np.empty((r if tangent else 0, mb)), np.ones(t), np.empty(r),
                      np.empty(rows), np.empty(rows))
 
 
 @jit
-def _features(P, model, ws):
+def _features(P, model, ws, d):
     """Fill the vectors of ``ws`` (and on the plain-loop path A^T, dA^T) from the particles.
 
     Network: features at w, cm = c.  Tangent model: features at w0 = ``model.P0``,
     dA = A - A0, db = b - b0, cm = c0.
     """
     m, D = P.shape
-    d = ws.acc.shape[0] - 1
     bias = D == d + 2
     tangent = model.tangent
     Q = model.P0 if tangent else P
@@ -193,9 +207,10 @@ def model_outputs(P, model, X, ws, out):
     Parameters
     ----------
     P : (m, D) particles; model : :class:`Model`; X : (n, d) C-contiguous inputs;
-    ws : a :func:`workspace` for (n, m, d, model.tangent); out : (n,) output.
+    ws : a :func:`workspace` or :func:`output_workspace` for (n, m, d, model.tangent);
+    out : (n,) output.
     """
-    _features(P, model, ws)
+    _features(P, model, ws, X.shape[1])
     if ws.ones.shape[0] == 0:
         _direct(model, X, out, ws, False, out)
     elif ws.S.shape[1] == P.shape[0]:
@@ -220,7 +235,7 @@ def model_risk_and_velocity(P, model, X, y, V, ws):
     float
         R = mean_j loss(f(x_j), y_j).
     """
-    _features(P, model, ws)
+    _features(P, model, ws, X.shape[1])
     if ws.ones.shape[0] == 0:
         total = _direct(model, X, y, ws, True, y)
     elif ws.S.shape[1] == P.shape[0]:
@@ -245,7 +260,7 @@ def _outputs(P, model, X):
     X = np.ascontiguousarray(X)
     n, d = X.shape
     out = np.empty(n)
-    model_outputs(P, model, X, workspace(n, P.shape[0], d, model.tangent), out)
+    model_outputs(P, model, X, output_workspace(n, P.shape[0], d, model.tangent), out)
     return out
 
 
