@@ -131,8 +131,14 @@ def _network(problem) -> bool:
     return getattr(problem.config.model, "kind", "two_layer") == "two_layer"
 
 
+def _fixed_network(problem) -> bool:
+    """A two-layer network whose particles stay the same ones (not a growing network, whose
+    w_0 would change with every neuron inserted)."""
+    return _network(problem) and problem.config.train.algorithm != "grow"
+
+
 @register("tangent_gap", "RMS over test inputs of f(w_t) - T f(w_t) (tangent model at w_0)",
-          applies=_network)
+          applies=_fixed_network)
 def tangent_gap(state) -> float:
     """RMS over the test inputs of the network minus its tangent model at w0."""
     pb = state.problem
@@ -141,7 +147,7 @@ def tangent_gap(state) -> float:
 
 
 @register("ntk_change", "relative change |K_t - K_0| / |K_0| of the empirical NTK Gram",
-          applies=_network)
+          applies=_fixed_network)
 def ntk_change(state) -> float:
     """|K_t - K_0|_F / |K_0|_F on the first ``NTK_POINTS`` test inputs."""
     pb = state.problem
@@ -171,3 +177,4 @@ def population_loss_mc(state) -> float:
 from . import optimality  # noqa: E402,F401  (registers polar and duality_gap)
 from . import gram  # noqa: E402,F401  (registers gram_lambda_min, gram_change, ...)
 from .deep_linear import snapshots  # noqa: E402,F401  (registers balancedness, sigma_min, ...)
+from .algorithms import grow  # noqa: E402,F401  (registers neurons, objective, dual_bound)

@@ -440,11 +440,11 @@ def insert_neuron(P, direction, sign, scale) -> np.ndarray:
 
 # ------------------------------------------------------------------ observables
 def _certifiable(problem) -> bool:
-    """Runs whose objective J is the training-set one of a relu network (``gd``) with weight
-    decay (without it the bound is 0 and the gap J itself)."""
+    """Runs whose objective J is the training-set one of a relu network (``gd``, ``grow``)
+    with weight decay (without it the bound is 0 and the gap J itself)."""
     cfg = problem.config
     return (cfg.model.kind == "two_layer" and cfg.model.activation == "relu"
-            and cfg.train.model == "network" and cfg.train.algorithm == "gd"
+            and cfg.train.model == "network" and cfg.train.algorithm in ("gd", "grow")
             and cfg.train.weight_decay > 0)
 
 

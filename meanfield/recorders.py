@@ -205,13 +205,22 @@ class MemoryRun:
     def times(self) -> np.ndarray:
         return self.steps * self.config.train.lr
 
+    @property
+    def counts(self) -> np.ndarray:
+        """Number of particles m of every snapshot (it changes for a growing network)."""
+        return np.array([len(P) for P in self._snapshots], dtype=np.int64)
+
     def particles(self, k=-1) -> np.ndarray:
-        """Particles (m, D) of snapshot ``k`` (negative counts from the last), or a slice of them."""
+        """Particles (m, D) of snapshot ``k`` (negative counts from the last), or a slice of them
+        ((k, max m, D), NaN beyond each snapshot's m when the network grows)."""
         idx = range(len(self._snapshots))[k]
-        if isinstance(idx, range):
-            shape = self._problem.P0.shape
-            return np.array([self._snapshots[i] for i in idx]).reshape(len(idx), *shape)
-        return self._snapshots[idx]
+        if not isinstance(idx, range):
+            return self._snapshots[idx]
+        rows = max((len(self._snapshots[i]) for i in idx), default=len(self._problem.P0))
+        out = np.full((len(idx), rows, self._problem.P0.shape[1]), np.nan)
+        for j, i in enumerate(idx):
+            out[j, :len(self._snapshots[i])] = self._snapshots[i]
+        return out
 
     @property
     def observable_names(self) -> list:

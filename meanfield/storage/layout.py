@@ -24,6 +24,7 @@ FORMAT_VERSION = 2
 checkpoint, dimension scales; files of version 1 are read and resumed as well."""
 STATUSES = ("running", "completed", "diverged", "failed")
 POSITION = "particles/network/position"
+COUNT = "particles/network/count"
 CHECKPOINT = "meanfield/checkpoint"
 AXES = "particles/network"
 AXIS_NAMES = ("particle", "coordinate")
@@ -123,9 +124,27 @@ def parameters(config) -> dict:
     }
 
 
+def capacity(config, m: int) -> int:
+    """Rows of the particle datasets: ``grow.max_neurons`` for a growing network, else m."""
+    return config.grow.max_neurons if config.train.algorithm == "grow" else m
+
+
+def padded(P, rows: int) -> np.ndarray:
+    """``P`` (m, D) with zero rows appended up to ``rows``."""
+    if len(P) == rows:
+        return P
+    return np.vstack([P, np.zeros((rows - len(P), P.shape[1]))])
+
+
 def write_header(h5, config, data, P0, observables):
-    """Lay out a new run file: H5MD header, series, parameters, data, empty checkpoint."""
-    m, D = P0.shape
+    """Lay out a new run file: H5MD header, series, parameters, data, empty checkpoint.
+
+    A growing network (``train.algorithm = "grow"``) stores its particles in
+    ``grow.max_neurons`` rows, zero beyond the current count, which the
+    ``particles/network/count`` series records at every snapshot (and the
+    checkpoint's ``count`` for its particles).
+    """
+    m, D = capacity(config, P0.shape[0]), P0.shape[1]
     compression = config.record.compression
     h5md = h5.require_group("h5md")
     h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
@@ -139,6 +158,9 @@ def write_header(h5, config, data, P0, observables):
         h5.create_dataset(f"{AXES}/{name}", data=np.arange(n, dtype=np.int64), chunks=(n,),
                           fletcher32=True)
     series(h5, POSITION, (m, D), compression)
+    counted = [COUNT] if config.train.algorithm == "grow" else []
+    if counted:
+        series(h5, COUNT, (), dtype=np.int64)
     obs = h5.require_group("observables")
     for name, attrs in observables.items():
         series(obs, name, (), compression).attrs.update(
@@ -151,7 +173,11 @@ def write_header(h5, config, data, P0, observables):
     # fixed size: rewritten in place when the run ends, readable by every reader
     mf.attrs.create("status", np.bytes_(b"running"), dtype="S16")
     mf.attrs.create("message", np.bytes_(b""), dtype="S1024")
-    _checkpoint_layout(mf, [POSITION] + [f"observables/{name}" for name in observables], m, D)
+    _checkpoint_layout(mf, counted + [POSITION] + [f"observables/{name}" for name in observables],
+                       m, D)
+    if counted:
+        mf["checkpoint"].create_dataset("count", data=np.zeros(2, np.int64), chunks=(2,),
+                                        fletcher32=True)
     dg = mf.require_group("data")
     for name in FIELDS:
         _array(dg, name, getattr(data, name), compression)

@@ -178,12 +178,31 @@ class Run:
         """Physical times lr * step of the particle snapshots."""
         return self._read(f"{L.POSITION}/time", slice(0, self._count(L.POSITION)))
 
+    @property
+    def counts(self) -> np.ndarray:
+        """Number of particles m of every snapshot (it changes for a growing network)."""
+        k = self._count(L.POSITION)
+        if L.COUNT in self._file():
+            return self._read(f"{L.COUNT}/value", slice(0, k))
+        return np.full(k, self._file()[f"{L.POSITION}/value"].shape[1], dtype=np.int64)
+
     def particles(self, k=-1) -> np.ndarray:
-        """Particles (m, D) of snapshot ``k`` (negative counts from the last), or a slice of them."""
+        """Particles (m, D) of snapshot ``k`` (negative counts from the last), or a slice of them.
+
+        A slice of a growing network's snapshots is (k, max m, D), NaN beyond each count.
+        """
         idx = range(self._count(L.POSITION))[k]
         if isinstance(idx, range):
             idx = slice(idx.start, idx.stop, idx.step)
-        return self._read(f"{L.POSITION}/value", idx)
+        P = self._read(f"{L.POSITION}/value", idx)
+        if L.COUNT not in self._file():
+            return P
+        counts = self.counts[idx]
+        if P.ndim == 2:
+            return P[:counts]
+        P = P[:, :int(counts.max(initial=0))]
+        P[np.arange(P.shape[1]) >= counts[:, None]] = np.nan
+        return P
 
     @property
     def observable_names(self) -> list:
@@ -237,9 +256,11 @@ class Run:
                 blob = self._read(f"{ck}/extras", (slot, slice(0, size)))
                 with np.load(io.BytesIO(blob.tobytes()), allow_pickle=False) as npz:
                     extras = {k: npz[k] for k in npz.files}
+        m = int(self._read(f"{ck}/count", slot)) if f"{ck}/count" in self._file() else None
+        m0 = int(self._read(f"{L.COUNT}/value", 0)) if m is not None else None
         return Checkpoint(int(self._read(f"{ck}/step", slot)),
-                          self._read(f"{ck}/particles", slot),
-                          self._read(f"{L.POSITION}/value", 0), rng_state, extras)
+                          self._read(f"{ck}/particles", slot)[:m],
+                          self._read(f"{L.POSITION}/value", 0)[:m0], rng_state, extras)
 
     def checkpoint_lengths(self) -> np.ndarray:
         """Records of every series (checkpoint ``series`` order) at the last checkpoint."""

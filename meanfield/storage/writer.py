@@ -84,6 +84,7 @@ class RunWriter:
         self._ds = {f"{name}/{f}": h5[f"{name}/{f}"] for name in self.series
                     for f in ("value", "time", "step")}
         self._ds.update({name: h5[f"{L.CHECKPOINT}/{name}"] for name in h5[L.CHECKPOINT]})
+        self.rows = h5[f"{L.POSITION}/value"].shape[1]
 
     @classmethod
     def create(cls, path, config, data, P0: np.ndarray, observables: dict,
@@ -183,8 +184,10 @@ class RunWriter:
 
     @_guarded
     def snapshot(self, step: int, P: np.ndarray):
-        """Append the particles at ``step``."""
-        self._append(L.POSITION, [step], [step * self.lr], P[None])
+        """Append the particles at ``step`` (and their number, for a growing network)."""
+        if L.COUNT in self.series:
+            self._append(L.COUNT, [step], [step * self.lr], [len(P)])
+        self._append(L.POSITION, [step], [step * self.lr], L.padded(P, self.rows)[None])
 
     @_guarded
     def observables(self, names, steps, values):
@@ -222,7 +225,9 @@ class RunWriter:
         blob = _pack(extras)
         if blob.size > ck["extras"].shape[1]:
             ck["extras"].resize(-(-blob.size // L.EXTRAS_CHUNK) * L.EXTRAS_CHUNK, axis=1)
-        ck["particles"][slot] = P
+        ck["particles"][slot] = L.padded(P, self.rows)
+        if "count" in ck:
+            ck["count"][slot] = len(P)
         ck["step"][slot] = step
         ck["time"][slot] = step * self.lr
         ck["rng_state"][slot] = np.frombuffer(raw.ljust(L.RNG_BYTES, b"\0"), dtype=np.uint8)
