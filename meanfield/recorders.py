@@ -159,7 +159,7 @@ class MemoryRun:
     """A finished run held in memory, with the accessors of :class:`meanfield.storage.Run`.
 
     ``config``, ``config_text``, ``parameters``, ``alpha``, ``status``,
-    ``message``, ``steps``/``times`` (of the snapshots), ``particles(k)``,
+    ``message``, ``steps``/``times`` (of the snapshots), ``particles(k)``, ``layers(k)``,
     ``observable_names``, ``observable(name)``, ``data``, ``teacher``; ``path``
     is None.  A context manager, like a file-backed run.
     """
@@ -221,6 +221,11 @@ class MemoryRun:
         for j, i in enumerate(idx):
             out[j, :len(self._snapshots[i])] = self._snapshots[i]
         return out
+
+    def layers(self, k=-1) -> list:
+        """Layers of snapshot ``k`` of a deep linear run, as :meth:`.storage.Run.layers`."""
+        from .deep_linear.config import stored_layers
+        return stored_layers(self.config, self.particles(k))
 
     @property
     def observable_names(self) -> list:

@@ -10,7 +10,8 @@ r"""Deep linear networks in the engine: every run with ``model.kind = "deep_line
 ``State.particles`` is the parameter vector as a (1, P) array: the layers
 W_1, ..., W_N back to back (``gd``) or W_e row-major (the others), so each
 snapshot stores every layer (:func:`meanfield.deep_linear.stored_layers`
-splits it).  ``State.extras`` holds AdaGrad's ``acc``, Adam's ``moments``
+splits it; run files also hold each layer in its own group, ``run.layers(k)``).
+``State.extras`` holds AdaGrad's ``acc``, Adam's ``moments``
 and, with ``train.track_end_to_end``, the end-to-end reference ``flow``
 run alongside GD; all of them are checkpointed, so a resumed run is
 bit-identical.  Every ``record.every`` steps (each stretch in between is one

@@ -20,7 +20,7 @@ from here (loaded on first use, so that validating a config loads no NumPy).
 
 _LAZY = {
     "algorithms": ("GD", "AdaGrad", "Adam", "EndToEnd"),
-    "config": ("stored_layers",),
+    "config": ("stored_layers", "stored_shapes"),
     "data": ("linear_teacher",),
     "inits": ("INITS", "balanced", "gaussian", "identity", "initialise"),
     "model": ("LOSSES", "Network", "layer_gradients", "loss", "loss_and_gradient", "loss_power",

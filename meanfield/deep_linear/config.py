@@ -72,22 +72,53 @@ def _check_init(config):
                          f'got {config.model.width}')
 
 
-def stored_layers(config, particles) -> list:
-    """The layers in a stored snapshot (1, P) of a deep linear run.
+def stored_shapes(config) -> list:
+    """(name, shape) of each stored layer of a deep linear run, in order; [] for other runs.
 
-    [W_1, ..., W_N] for ``train.algorithm = "gd"``, [W_e] for the algorithms
-    whose parameter is the end-to-end matrix.
+    ``layer_j`` (n_j, n_{j-1}) for j = 1..N when the parameters are the
+    layers; ``end_to_end`` (k, d) for ``train.algorithm = "end_to_end"``,
+    whose parameter is W_e (for ``adagrad`` and ``adam``, depth 1, W_e = W_1).
+    Run files hold one H5MD particle group ``/particles/<name>`` for each.
+    """
+    if getattr(config.model, "kind", "two_layer") != "deep_linear":
+        return []
+    if config.train.algorithm == "end_to_end":
+        return [("end_to_end", (config.model.outputs, config.data.d))]
+    widths = dims(config)
+    return [(f"layer_{j}", (widths[j], widths[j - 1])) for j in range(1, len(widths))]
+
+
+def stored_layers(config, particles) -> list:
+    """The layers in stored snapshots (1, P) (or a stack (s, 1, P)) of a deep linear run.
+
+    [W_1, ..., W_N] for ``train.algorithm = "gd"``, [W_e] for ``end_to_end``
+    (see :func:`stored_shapes`), each (rows, cols) or (s, rows, cols) for a stack.
+    Run files store them as they are (``run.layers(k)``); this splits the
+    flat parameter vector that checkpoints and ``run.particles(k)`` hold.
 
     Examples
     --------
     >>> with open_run("run.h5") as run:                           # doctest: +SKIP
     ...     W = stored_layers(run.config, run.particles(-1))
+
+    Raises
+    ------
+    InputError
+        for a run that is not of a deep linear network.
     """
+    if not stored_shapes(config):
+        raise InputError(f"layers exist only in deep linear runs (this one has model.kind = "
+                         f"{config.model.kind!r}): use particles")
+    return split_layers(particles, [shape for _, shape in stored_shapes(config)])
+
+
+def split_layers(particles, shapes) -> list:
+    """Views of the flat parameters (1, P) (or (s, 1, P)) as blocks of ``shapes``, in order."""
     import numpy as np
 
-    from .model import Network
-
-    theta = np.asarray(particles, dtype=np.float64).reshape(-1)
-    if config.train.algorithm != "gd":
-        return [theta.reshape(config.model.outputs, config.data.d)]
-    return Network(dims(config), theta).layers
+    theta = np.asarray(particles, dtype=np.float64)
+    lead = theta.shape[:-2] if theta.ndim > 2 else ()
+    theta = theta.reshape(*lead, -1)
+    ends = np.cumsum([r * c for r, c in shapes])
+    return [block.reshape(*lead, *shape)
+            for block, shape in zip(np.split(theta, ends[:-1], axis=-1), shapes)]
