@@ -178,7 +178,7 @@ def cmd_plot(args) -> int:
     import matplotlib.pyplot as plt
     from matplotlib.backend_bases import FigureCanvasBase
 
-    from .plotting import loss_curves, particle_trajectories
+    from .plotting import loss_curves, network_size, particle_trajectories
     from .storage import check_output, open_run, replacing
     out = Path(args.file).with_suffix(".png") if args.output is None else args.output
     out = check_output(out, inputs=[args.file], what="figure")
@@ -195,11 +195,15 @@ def cmd_plot(args) -> int:
                              f"of dimension d >= 2 (this run: {what}); use --kind loss")
         panels = {"loss": [loss_curves], "particles": [particle_trajectories],
                   "both": [loss_curves] + [particle_trajectories] * planar}[args.kind]
+        growing = "neurons" in run.observable_names
+        if growing and args.kind != "particles":
+            panels.insert(1, network_size)
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5),
                                  constrained_layout=True, squeeze=False)
         for draw, ax in zip(panels, axes[0]):
             draw(run, ax=ax)
-        fig.suptitle(f"{Path(args.file).name}: m = {run.parameters['m']}, "
+        m = run.counts[-1] if growing and len(run.steps) else run.parameters["m"]
+        fig.suptitle(f"{Path(args.file).name}: m = {m}, "
                      f"alpha = {run.alpha:g}, {run.status}")
     try:
         with replacing(out) as tmp:
@@ -288,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="figure file; its suffix gives the format (default: FILE with .png)")
     p.add_argument("--kind", choices=PLOT_KINDS, default="both",
                    help="losses against time, particles |c| a in the plane, or both (default; "
-                        "the losses alone when d = 1 or for a deep linear network)")
+                        "the losses alone when d = 1 or for a deep linear network); a growing "
+                        "network adds its neurons, objective and lower bound to loss and both")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("demo", help="a small mean-field teacher-student run with a figure")

@@ -204,6 +204,38 @@ def particle_trajectories(run, ax=None):
                         None if teacher is None else plane_positions(teacher), ax, title)
 
 
+def network_size(run, ax=None):
+    r"""A growing network: neurons m (right axis, steps) and the objective J with the
+    certified lower bound J - gap on inf J (left axis, log scale) against time.
+
+    Parameters
+    ----------
+    run : Run
+        With the snapshot observables ``neurons``, ``objective`` and ``dual_bound``
+        (``train.algorithm = "grow"``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = _axes(ax)
+    for name, label, style in (("objective", "objective J", "-"),
+                               ("dual_bound", "lower bound J - gap", "--")):
+        obs = run.observable(name)
+        keep = obs.value > 0
+        ax.semilogy(obs.time[keep], obs.value[keep], style, color="tab:blue", label=label)
+    ax.set_xlabel("time t = lr * step")
+    ax.set_ylabel("J", color="tab:blue")
+    ax.legend(loc="upper center", fontsize="small")
+    size = ax.twinx()
+    obs = run.observable("neurons")
+    size.step(obs.time, obs.value, where="post", color="tab:red")
+    size.set_ylabel("neurons m", color="tab:red")
+    size.set_ylim(0, 1.1 * max(obs.value.max(initial=1.0), 1.0))
+    return fig
+
+
 # ----------------------------------------------------------------------- sweeps
 def loss_vs_scale(tau, final, best=None, converged=None, ax=None, ylabel="test loss"):
     r"""Loss against the initialisation scale tau (as in Chizat, Oyallon & Bach 2019).

@@ -216,7 +216,14 @@ def test_sigkilled_growing_run_resumes_bit_identically(tmp_path):
 
 
 # ------------------------------------------------------------------------ plot
-def test_plot_draws_the_neurons_of_a_growing_run(tmp_path):
+def test_plot_draws_the_neurons_of_a_growing_run(memory_run, tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from meanfield.plotting import network_size
+    fig = network_size(memory_run)
+    size = fig.axes[1].lines[0]
+    np.testing.assert_array_equal(size.get_ydata(), memory_run.counts)
+    assert len(fig.axes[0].lines) == 2
     simulate(CONFIG, tmp_path / "g.h5").close()
     assert main(["plot", str(tmp_path / "g.h5"), "-o", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").stat().st_size > 1000
