@@ -78,9 +78,13 @@ def numpy_grow(config):
         v = ref.velocity(P, X, y, *args)
         if k % every == 0 and not stopped and np.mean(np.sum(v * v, axis=1)) < g.tolerance:
             cert = certify(P, (X, y), cfg)
-            stopped = cert.gap < g.gap_tolerance or (cert.polar > cert.bound
-                                                     and len(P) >= g.max_neurons)
-            if not stopped and cert.polar > cert.bound:
+            stopped = cert.gap < g.gap_tolerance
+            units = P[:, :-1] / np.linalg.norm(P[:, :-1], axis=1, keepdims=True)
+            there = ((P[:, -1] * cert.sign > 0)
+                     & (np.linalg.norm(units - cert.direction, axis=1) < grow.SAME_DIRECTION))
+            if not stopped and cert.polar > cert.bound and not there.any():
+                stopped = len(P) >= g.max_neurons
+            if not stopped and cert.polar > cert.bound and not there.any():
                 P = insert_neuron(P, cert.direction, cert.sign, g.init_scale)
                 v = ref.velocity(P, X, y, *args)
         P = P + cfg.train.lr * v
@@ -138,6 +142,26 @@ def test_a_certified_network_stops_growing():
     assert gap[first] < 3e-3 and np.all(counts[first + 1:] == counts[-1])
 
 
+def test_growth_stops_at_max_neurons_and_skips_directions_already_there():
+    from meanfield.data import make_dataset
+    from meanfield.state import seed_streams
+    cfg = Config.from_dict({**CONFIG, "grow": {**CONFIG["grow"], "max_neurons": 2}})
+    streams = seed_streams(cfg.run.seed)
+    state = grow.init(cfg, make_dataset(cfg, streams.data).validated(cfg), streams)
+    state = grow.advance(state, cfg.train.steps)
+    assert len(state.particles) == 2 and int(state.extras["stopped"]) == grow.FULL
+    P = state.particles
+    u = P[0, :-1] / np.linalg.norm(P[0, :-1])
+    sign = np.sign(P[0, -1])
+    assert grow.present(P[:1], u, sign)
+    for angle, there in ((0.5, True), (2.0, False)):  # in units of SAME_DIRECTION
+        t = angle * grow.SAME_DIRECTION
+        turned = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ u
+        assert grow.present(P[:1], turned, sign) == there
+    assert not grow.present(P[:1], u, -sign)
+    assert not grow.present(P[:1], -u, sign)
+
+
 # --------------------------------------------------------------------- storage
 def contents(path):
     with open_run(path) as run:
@@ -155,12 +179,14 @@ def test_file_holds_every_snapshot_with_its_own_m(memory_run, tmp_path):
         for k in range(len(run.steps)):
             np.testing.assert_array_equal(run.particles(k), memory_run.particles(k))
         both = run.particles(slice(None)), memory_run.particles(slice(None))
-        assert both[0].shape == (len(run.steps), 8, 3)
+        assert both[0].shape == (len(run.steps), run.counts.max(), 3)
         np.testing.assert_array_equal(*both)
         assert np.isnan(both[0][0, 1:]).all() and not np.isnan(both[0][-1]).any()
         ck = run.checkpoint()
         assert ck.particles.shape == memory_run.particles(-1).shape
-        assert ck.initial.shape == (1, 3) and int(ck.extras["stopped"]) == grow.FULL
+        assert ck.initial.shape == (1, 3)
+        log = ck.extras["certificates"]  # step, neurons, polar, bound, gap of every test
+        assert log[-1, 1] == run.counts[-1] and np.all(np.diff(log[:, 0]) > 0)
         for name in memory_run.observable_names:
             np.testing.assert_array_equal(run.observable(name).value,
                                           memory_run.observable(name).value)

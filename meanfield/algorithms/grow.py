@@ -14,8 +14,12 @@ neurons with weight decay lam (see :mod:`meanfield.optimality`):
    :math:`s\,(u^*, \mathrm{sign}\, g(u^*))`, s = ``grow.init_scale``, is
    inserted (:func:`meanfield.optimality.insert_neuron`: the others are
    scaled by :math:`\sqrt{(m+1)/m}`, which keeps f and J), which lowers J by
-   :math:`\frac{s^2}{m+1}(\Omega^\circ/\alpha - \lambda) + O(s^4)`; otherwise
-   (the velocity is small but the point not yet stationary enough) GD goes on;
+   :math:`\frac{s^2}{m+1}(\Omega^\circ/\alpha - \lambda) + O(s^4)`, unless a
+   neuron with that direction (within ``SAME_DIRECTION``) and sign is there
+   already: then growing it lowers J as fast, GD does so, and a copy would only
+   split its mass (in d = 2 the maximiser often sits exactly at the kink
+   where a neuron has stopped, and copies would pile up there); otherwise (the
+   velocity is small but the point not yet stationary enough) GD goes on;
 4. at ``grow.max_neurons`` neurons the network grows no more either.
 
 GD runs on to ``train.steps`` in every case (a certified network barely
@@ -51,6 +55,8 @@ from . import gd
 STREAMS = gd.STREAMS
 GROWING, CERTIFIED, FULL = 0, 1, 2
 LOG_COLUMNS = ("step", "neurons", "polar", "bound", "gap")
+SAME_DIRECTION = 1e-2
+"""Neurons whose unit directions are closer than this count as one direction."""
 
 
 def init(config, data, rng):
@@ -87,6 +93,16 @@ def velocity_sq(state) -> float:
     return float(np.mean(np.sum(V * V, axis=1)))
 
 
+def present(P, direction, sign) -> bool:
+    """Whether a row of ``P`` has the unit ``direction`` (within ``SAME_DIRECTION``) and an
+    output weight of ``sign``."""
+    A = P[:, :-1]
+    norm = np.linalg.norm(A, axis=1)
+    live = (norm > 0) & (P[:, -1] * sign > 0)
+    close = np.linalg.norm(A[live] / norm[live, None] - direction, axis=1) < SAME_DIRECTION
+    return bool(np.any(close))
+
+
 def _certifier(state) -> Certifier:
     pb = state.problem
     return pb.cached("certificate_problem", lambda: Certifier.from_config(pb.config, pb.data))
@@ -99,7 +115,7 @@ def _test(state):
     m = len(state.particles)
     if cert.gap < cfg.grow.gap_tolerance:
         ex["stopped"] = np.int64(CERTIFIED)
-    elif cert.polar > cert.bound:
+    elif cert.polar > cert.bound and not present(state.particles, cert.direction, cert.sign):
         if m >= cfg.grow.max_neurons:
             ex["stopped"] = np.int64(FULL)
         else:
