@@ -18,10 +18,12 @@ Adding an algorithm is adding a module here (and its name to
 * :mod:`~meanfield.algorithms.gd` - full-batch gradient descent;
 * :mod:`~meanfield.algorithms.sgd` - SGD on fresh teacher samples or minibatches;
 * :mod:`~meanfield.algorithms.population` - the exact population gradient flow;
+* :mod:`~meanfield.algorithms.ggn` - Gram-Gauss-Newton on the squared loss (full batch
+  or minibatches of the training set; the network only, without weight decay or noise);
 * :mod:`~meanfield.algorithms.deep_linear` - every run of a deep linear network
   (``model.kind = "deep_linear"``, found by :func:`for_config`).
 
-Each of them trains the network or (``train.model = "tangent"``) its tangent
+Each of them but ``ggn`` trains the network or (``train.model = "tangent"``) its tangent
 model, with weight decay and (``train.temperature > 0``) Langevin noise.
 """
 

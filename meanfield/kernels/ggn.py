@@ -168,7 +168,7 @@ def ggn_chunk(P, model, data, pop, loop, steps, obs):
     record step the recorded loss and velocity are those of the full training set
     (the velocity of J, eq. 2-3, so that ``velocity_sq`` means what it means for GD).
     """
-    m, D = P.shape
+    m = P.shape[0]
     n, d = data.X.shape
     full = steps.index.shape[0] == 0
     b = n if full else steps.index.shape[1]
