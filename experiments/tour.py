@@ -236,6 +236,8 @@ print(f"measured |f - y|^2 shrank by {residual[-1] / residual[0]:.2e} "
 # lifted (convex) problem exactly when the polar $\max_{|u|=1}|g(u)|$ of the residual is
 # at most $\alpha\lambda$; `certify` computes it (exactly in d = 2), the duality gap
 # bounding $J - \inf J$, and the direction of the neuron to add when it is violated.
+# A tiny gap with a polar just above the bound says that training is close to, but not
+# yet at, the global minimum.
 
 # %%
 decay = Config.from_dict({
@@ -275,3 +277,4 @@ print(f"train loss {loss.value[0]:.3g} -> {loss.value[-1]:.3g}")
 # %%
 if TEMPORARY:
     TEMPORARY.cleanup()
+    print("runs removed (keep them and the figures with --out DIR, or KEEP = Path(...))")
