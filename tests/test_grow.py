@@ -71,22 +71,26 @@ def numpy_grow(config):
         P, data = run0.particles(0), run0.data
     X, y, g, every = data.x_train, data.y_train, cfg.grow, cfg.record.every
     args = ("relu", "squared", cfg.alpha, False, cfg.train.weight_decay)
-    stopped, counts = False, []
+    stopped, counts, previous = False, [], None
     for k in range(cfg.train.steps):
         if k % cfg.record.snapshot_every == 0:
             counts.append(len(P))
         v = ref.velocity(P, X, y, *args)
-        if k % every == 0 and not stopped and np.mean(np.sum(v * v, axis=1)) < g.tolerance:
+        moved = (np.inf if previous is None or previous.shape != P.shape else
+                 np.mean(np.sum((P - previous) ** 2, axis=1)) / (every * cfg.train.lr) ** 2)
+        if k % every == 0 and not stopped and moved < g.tolerance:
             cert = certify(P, (X, y), cfg)
             stopped = cert.gap < g.gap_tolerance
             units = P[:, :-1] / np.linalg.norm(P[:, :-1], axis=1, keepdims=True)
-            there = ((P[:, -1] * cert.sign > 0)
+            there = ((P[:, -1] * cert.sign > 0) & (np.linalg.norm(P, axis=1) >= g.init_scale)
                      & (np.linalg.norm(units - cert.direction, axis=1) < grow.SAME_DIRECTION))
             if not stopped and cert.polar > cert.bound and not there.any():
                 stopped = len(P) >= g.max_neurons
             if not stopped and cert.polar > cert.bound and not there.any():
                 P = insert_neuron(P, cert.direction, cert.sign, g.init_scale)
                 v = ref.velocity(P, X, y, *args)
+        if k % every == 0:
+            previous = P.copy()
         P = P + cfg.train.lr * v
     return P, counts + [len(P)]
 
@@ -153,13 +157,14 @@ def test_growth_stops_at_max_neurons_and_skips_directions_already_there():
     P = state.particles
     u = P[0, :-1] / np.linalg.norm(P[0, :-1])
     sign = np.sign(P[0, -1])
-    assert grow.present(P[:1], u, sign)
+    assert grow.present(P[:1], u, sign, 0.0)
     for angle, there in ((0.5, True), (2.0, False)):  # in units of SAME_DIRECTION
         t = angle * grow.SAME_DIRECTION
         turned = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ u
-        assert grow.present(P[:1], turned, sign) == there
-    assert not grow.present(P[:1], u, -sign)
-    assert not grow.present(P[:1], -u, sign)
+        assert grow.present(P[:1], turned, sign, 0.0) == there
+    assert not grow.present(P[:1], u, -sign, 0.0)
+    assert not grow.present(P[:1], -u, sign, 0.0)
+    assert not grow.present(P[:1], u, sign, 1.01 * np.linalg.norm(P[0]))  # too small to grow
 
 
 # --------------------------------------------------------------------- storage

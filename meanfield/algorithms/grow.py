@@ -4,8 +4,11 @@ The meta-algorithm of Haeffele & Vidal for a sum of 2-homogeneous relu
 neurons with weight decay lam (see :mod:`meanfield.optimality`):
 
 1. full-batch GD (:mod:`meanfield.algorithms.gd`) on J of eq. (2) until the
-   mean squared velocity :math:`\frac1m\sum_i |v_i|^2` (the recorded
-   ``velocity_sq``) is below ``grow.tolerance``;
+   mean squared velocity over the last ``record.every`` = K steps,
+   :math:`\frac1m\sum_i |w_i(k) - w_i(k-K)|^2 / (K\,\mathrm{lr})^2`, is below
+   ``grow.tolerance`` (the displacement, not the instantaneous velocity
+   ``velocity_sq``: at a kink of the relu objective GD zigzags with a velocity
+   that does not vanish, while it makes no progress);
 2. the certificate there: the polar
    :math:`\Omega^\circ = \max_{|u|=1} |\frac1n\sum_j z_j\,\mathrm{relu}(u\cdot x_j)|`
    and the duality gap :math:`J - D(tz)/\alpha^2 \ge J - \inf J`;
@@ -15,8 +18,9 @@ neurons with weight decay lam (see :mod:`meanfield.optimality`):
    inserted (:func:`meanfield.optimality.insert_neuron`: the others are
    scaled by :math:`\sqrt{(m+1)/m}`, which keeps f and J), which lowers J by
    :math:`\frac{s^2}{m+1}(\Omega^\circ/\alpha - \lambda) + O(s^4)`, unless a
-   neuron with that direction (within ``SAME_DIRECTION``) and sign is there
-   already: then growing it lowers J as fast, GD does so, and a copy would only
+   neuron with that direction (within ``SAME_DIRECTION``), sign and at least
+   that scale is there already: then growing it lowers J as fast, GD does so,
+   and a copy would only
    split its mass (in d = 2 the maximiser often sits exactly at the kink
    where a neuron has stopped, and copies would pile up there); otherwise (the
    velocity is small but the point not yet stationary enough) GD goes on;
@@ -29,7 +33,8 @@ into chunks, checkpoints and resumes does not change it: a resumed run is
 bit-identical.  A test at step k happens before the step, so the records
 and snapshot taken at step k show the network before an insertion there.
 
-``State.extras`` (checkpointed) holds ``reference``, the initial particles
+``State.extras`` (checkpointed) holds ``previous``, the particles K steps
+before (none at step 0, so the first test is at step K), ``reference``, the initial particles
 grown by the same insertions (the point ``displacement`` and
 ``balance_drift`` are measured from, so that they measure GD's motion
 only; the problem's ``P0`` and model follow it), ``stopped`` (0 growing,
@@ -44,7 +49,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.network import model_risk_and_velocity, workspace
 from ..kernels.structs import make_model
 from ..observables import register
 from ..optimality import Problem as Certifier
@@ -62,7 +66,9 @@ SAME_DIRECTION = 1e-2
 def init(config, data, rng):
     """The state at step 0 (see :mod:`meanfield.algorithms`) with the growth extras."""
     state = gd.init(config, data, rng)
-    state.extras.update(reference=state.particles.copy(), stopped=np.int64(GROWING),
+    D = state.particles.shape[1]
+    state.extras.update(previous=np.zeros((0, D)), reference=state.particles.copy(),
+                        stopped=np.int64(GROWING),
                         certificates=np.zeros((0, len(LOG_COLUMNS))))
     return state
 
@@ -82,23 +88,22 @@ def _sync(state):
                               cfg.train.weight_decay, False, ref)
 
 
-def velocity_sq(state) -> float:
-    r"""(1/m) sum_i |v_i|^2 of the particles of ``state`` on the training set."""
-    pb, P = state.problem, state.particles
-    X, y = pb.arrays.X, pb.arrays.y
-    V = np.empty_like(P)
-    with gd.threads(pb.config, X.shape[0]):
-        model_risk_and_velocity(P, pb.model, X, y, V, workspace(X.shape[0], len(P), X.shape[1],
-                                                                False))
-    return float(np.mean(np.sum(V * V, axis=1)))
+def mean_velocity_sq(state) -> float:
+    r"""(1/m) sum_i |w_i(k) - w_i(k - K)|^2 / (K lr)^2, K = ``record.every``, from
+    ``extras['previous']`` (inf when there is none of the same m)."""
+    P, previous, cfg = state.particles, state.extras["previous"], state.problem.config
+    if previous.shape != P.shape:
+        return np.inf
+    step = cfg.record.every * cfg.train.lr
+    return float(np.mean(np.sum((P - previous) ** 2, axis=1))) / step ** 2
 
 
-def present(P, direction, sign) -> bool:
-    """Whether a row of ``P`` has the unit ``direction`` (within ``SAME_DIRECTION``) and an
-    output weight of ``sign``."""
+def present(P, direction, sign, scale) -> bool:
+    """Whether a row of ``P`` of norm >= ``scale`` has the unit ``direction`` (within
+    ``SAME_DIRECTION``) and an output weight of ``sign``."""
     A = P[:, :-1]
     norm = np.linalg.norm(A, axis=1)
-    live = (norm > 0) & (P[:, -1] * sign > 0)
+    live = (norm > 0) & (P[:, -1] * sign > 0) & (np.linalg.norm(P, axis=1) >= scale)
     close = np.linalg.norm(A[live] / norm[live, None] - direction, axis=1) < SAME_DIRECTION
     return bool(np.any(close))
 
@@ -115,7 +120,8 @@ def _test(state):
     m = len(state.particles)
     if cert.gap < cfg.grow.gap_tolerance:
         ex["stopped"] = np.int64(CERTIFIED)
-    elif cert.polar > cert.bound and not present(state.particles, cert.direction, cert.sign):
+    elif cert.polar > cert.bound and not present(state.particles, cert.direction, cert.sign,
+                                                 cfg.grow.init_scale):
         if m >= cfg.grow.max_neurons:
             ex["stopped"] = np.int64(FULL)
         else:
@@ -137,9 +143,10 @@ def advance(state, n_steps):
     steps, rows = [], []
     while True:
         k = state.step
-        if (k % every == 0 and k < cfg.train.steps and int(state.extras["stopped"]) == GROWING
-                and velocity_sq(state) < cfg.grow.tolerance):
-            _test(state)
+        if k % every == 0 and k < cfg.train.steps and int(state.extras["stopped"]) == GROWING:
+            if mean_velocity_sq(state) < cfg.grow.tolerance:
+                _test(state)
+            state.extras["previous"] = state.particles.copy()
         state = gd.advance(state, min(end, (k // every + 1) * every) - k)
         steps.append(state.records.steps)
         rows.append(state.records.values)
