@@ -9,8 +9,11 @@ engine (``meanfield.algorithms.<name>.advance``: compiled chunk loops), the rati
 that to one NumPy GEMM of the case's (n, m, d) shape, to the plain NumPy step
 of ``tests/reference.py`` (the implementation the kernels are tested against)
 and, when ``torch`` is installed (``pip install '.[bench]'``), to a PyTorch
-CPU autograd step; and meanfield's peak memory beyond its inputs.  Then the
-cold start of ``meanfield run`` as whole processes (empty Numba cache, then
+CPU autograd step; and meanfield's peak memory beyond its inputs.  Then one
+row per activation (relu, tanh, sigmoid, erf, softplus) at (1000, 512, 100)
+and at the tiny 2-D case, as ratios to the relu row of the same size; rows of
+growing m (4096, 16384, 65536) at n = 4096, d = 100 against one GEMM of their
+shape, with peak memory; then the cold start of ``meanfield run`` as whole processes (empty Numba cache, then
 warm) and the recording overhead at the default recording rate.
 
 Each time is the best of several repeats, each repeat long enough (about
@@ -58,6 +61,14 @@ CASES = [
     ("population flow", "population", 10, 1000, 100),
     ("sgd batch 200", "sgd", 200, 512, 100),
 ]
+ACTIVATION_CASES = [(f"{size} {act}", "gd", n, m, d, act)
+                    for size, n, m, d in (("medium", 1000, 512, 100), ("tiny 2-D", 15, 16, 2))
+                    for act in ("relu", "tanh", "sigmoid", "erf", "softplus")]
+"""One row per activation at two sizes; each is compared with the relu row of its size."""
+SCALE_CASES = [(f"n 4096, m {m}", "gd", 4096, m, 100) for m in (4096, 16384, 65536)]
+"""Growing m at n = 4096, d = 100: time per step against one GEMM, and peak memory."""
+GGN_CASE = ("ggn full batch 100", "ggn", 100, 512, 50)
+"""Gram-Gauss-Newton on the whole training set: against GD at the same size and NumPy GGN."""
 QUICK = {"large": ("large (quick: 2048)", "gd", 2048, 2048, 100)}
 LR = 0.01
 
@@ -116,18 +127,23 @@ def numpy_velocity(P, X, y):
 
 
 class Case:
-    """One benchmark problem: relu network, no bias, squared loss, alpha = 1."""
+    """One benchmark problem: a network without bias, squared loss, alpha = 1.
 
-    def __init__(self, name, algorithm, n, m, d, seed=0):
+    ``exact``: whether the teacher is handed to the engine, which then records the exact
+    population risk at step 0 (O(m^2) work: the growing-m rows leave it out).
+    """
+
+    def __init__(self, name, algorithm, n, m, d, activation="relu", exact=True, seed=0):
         rng = np.random.default_rng(seed)
         self.name, self.algorithm, self.n, self.m, self.d = name, algorithm, n, m, d
+        self.activation, self.exact = activation, exact
         self.P = np.hstack([rng.standard_normal((m, d)) / np.sqrt(d), rng.standard_normal((m, 1))])
         m0 = n if algorithm == "population" else 10
         self.T = np.hstack([rng.standard_normal((m0, d)), np.where(np.arange(m0) % 2, -1.0, 1.0)[:, None]])
         self.T[:, :d] /= np.linalg.norm(self.T[:, :d], axis=1, keepdims=True)
-        rows = n if algorithm == "gd" else 16  # SGD draws fresh samples; the population none
+        rows = n if algorithm in ("gd", "ggn") else 16  # SGD: fresh samples; population: none
         self.X = rng.standard_normal((rows, d))
-        self.y = ref.teacher_forward(self.T, self.X, "relu")
+        self.y = ref.teacher_forward(self.T, self.X, activation)
         self.rng = rng
 
     # ------------------------------------------------------------------ meanfield
@@ -141,12 +157,13 @@ class Case:
         algorithm = algorithms.get(self.algorithm)
         rows = len(self.y)
         cfg = Config.from_dict({
-            "model": {"m": self.m}, "data": {"d": self.d, "n_train": rows, "n_test": rows,
-                                             "teacher_m": self.T.shape[0]},
+            "model": {"m": self.m, "activation": self.activation},
+            "data": {"d": self.d, "n_train": rows, "n_test": rows,
+                     "teacher_m": self.T.shape[0], "teacher_activation": self.activation},
             "train": {"algorithm": self.algorithm, "batch_size": self.n, "lr": LR,
                       "steps": 10 ** 15}, "record": {"every": 10 ** 15}})
-        state = algorithm.init(cfg, Dataset(self.X, self.y, self.X, self.y, self.T),
-                               seed_streams(1))
+        state = algorithm.init(cfg, Dataset(self.X, self.y, self.X, self.y,
+                                            self.T if self.exact else None), seed_streams(1))
         state.particles[:] = self.P
         return lambda: algorithm.advance(state, steps)
 
@@ -215,6 +232,41 @@ def bench_case(case):
             "peak_extra_MiB": mem / 2 ** 20}
 
 
+def bench_ggn(spec):
+    """Seconds per GGN step against one GD step of the same (n, m, d) and one NumPy GGN
+    step (``reference.ggn``: explicit Jacobian, ``np.linalg.solve``)."""
+    case = Case(*spec)
+    ggn = best_time(case.meanfield(1), repeats=3)
+    gd = best_time(Case(spec[0], "gd", *spec[2:]).meanfield(1), repeats=3)
+    rows = [np.arange(case.n)]
+    numpy = best_time(lambda: ref.ggn(case.P, case.X, case.y, "relu", 1.0, False, LR, 0.0,
+                                      rows), repeats=3)
+    return {"case": case.name, "algorithm": "ggn", "n": case.n, "m": case.m, "d": case.d,
+            "meanfield_s_per_step": ggn, "ratio_to_gd": ggn / gd, "numpy_s_per_step": numpy,
+            "ratio_to_numpy": ggn / numpy}
+
+
+def bench_activation(case, relu_row):
+    """Seconds per step of an activation case, and its ratio to the relu row of its size."""
+    steps = max(1, int(0.2 / max(best_time(case.meanfield(1), min_time=0.05, repeats=2), 1e-7)))
+    mf = best_time(case.meanfield(steps), repeats=5) / steps
+    relu = relu_row["meanfield_s_per_step"] if relu_row else mf
+    return {"case": case.name, "algorithm": case.algorithm, "n": case.n, "m": case.m,
+            "d": case.d, "meanfield_s_per_step": mf, "ratio_to_relu": mf / relu}
+
+
+def bench_scale(case):
+    """One step at growing m: best of three single steps, one GEMM, peak extra memory."""
+    step = case.meanfield(1)
+    step()
+    mf = min(_timed(step) for _ in range(3))
+    gemm = best_time(case.gemm(), min_time=0.0, repeats=3)
+    mem = peak_memory_beyond(case.meanfield(1))
+    return {"case": case.name, "algorithm": case.algorithm, "n": case.n, "m": case.m,
+            "d": case.d, "meanfield_s_per_step": mf, "gemm_s": gemm, "ratio_to_gemm": mf / gemm,
+            "peak_extra_MiB": mem / 2 ** 20}
+
+
 SMALL_RUN = """\
 [model]
 m = 16
@@ -258,6 +310,11 @@ def recording_overhead():
     return t_default / t_quiet - 1, t_quiet, t_default
 
 
+def case_mib(spec):
+    """Size of the particles of a case (m, d + 1), in MiB."""
+    return round(spec[3] * (spec[4] + 1) * 8 / 2 ** 20)
+
+
 def _timed(fn, *args):
     t0 = time.perf_counter()
     fn(*args)
@@ -266,7 +323,8 @@ def _timed(fn, *args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the large case at 2048")
+    parser.add_argument("--quick", action="store_true",
+                        help="the large case at 2048, growing m only to 16384")
     parser.add_argument("-o", "--output", default=str(ROOT / "data" / "benchmarks.csv"))
     args = parser.parse_args(argv)
     import numba
@@ -282,6 +340,24 @@ def main(argv=None):
               f"x{row['ratio_to_gemm']:.2f} GEMM  x{row['ratio_to_numpy']:.3f} NumPy  "
               f"x{row['ratio_to_torch']:.3f} torch  peak +{row['peak_extra_MiB']:.1f} MiB",
               flush=True)
+    row = bench_ggn(GGN_CASE)
+    rows.append(row)
+    print(f"{row['case']:>20}: {row['meanfield_s_per_step']:.3e} s/step  "
+          f"x{row['ratio_to_gd']:.1f} GD step  x{row['ratio_to_numpy']:.3f} NumPy GGN step",
+          flush=True)
+    relu = None
+    for spec in ACTIVATION_CASES:
+        row = bench_activation(Case(*spec), None if spec[5] == "relu" else relu)
+        relu = row if spec[5] == "relu" else relu
+        rows.append(row)
+        print(f"{row['case']:>20}: {row['meanfield_s_per_step']:.3e} s/step  "
+              f"x{row['ratio_to_relu']:.2f} relu", flush=True)
+    for spec in SCALE_CASES[:2] if args.quick else SCALE_CASES:
+        row = bench_scale(Case(*spec, exact=False))
+        rows.append(row)
+        print(f"{row['case']:>20}: {row['meanfield_s_per_step']:.3e} s/step  "
+              f"x{row['ratio_to_gemm']:.2f} GEMM  peak +{row['peak_extra_MiB']:.1f} MiB "
+              f"(particles {case_mib(spec)} MiB)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         first, second = cold_start(tmp)
     print(f"cold start: first `meanfield run` {first:.2f} s, second {second:.2f} s")
@@ -291,8 +367,9 @@ def main(argv=None):
     rows.append({"case": "cold start, first run", "meanfield_s_per_step": first})
     rows.append({"case": "cold start, second run", "meanfield_s_per_step": second})
     rows.append({"case": "recording overhead (fraction)", "meanfield_s_per_step": overhead})
+    fields = list(dict.fromkeys(key for row in rows for key in row))
     with open(args.output, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), restval="")
+        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
     print(f"wrote {args.output}")
