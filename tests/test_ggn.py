@@ -18,6 +18,7 @@ from meanfield.kernels.ggn import features, gram
 from meanfield.kernels.structs import make_model
 from meanfield.simulate import Interrupted
 from meanfield.state import seed_streams
+from test_experiments import quick  # noqa: F401  (the fixture that runs an experiment)
 from test_resume import contents
 
 BASE = {
@@ -191,3 +192,41 @@ def test_cli_refuses_ggn_with_the_logistic_loss(tmp_path):
     assert out.returncode == 2
     assert "ggn" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "r.h5").exists()
+
+
+# ------------------------------------------------------------ experiments, --quick size
+@pytest.mark.slow
+def test_linear_rate_experiment(quick):
+    _, columns, rows = quick("linear_rate")
+    assert columns[:3] == ["kind", "m", "step"]
+    pred = [float(r["train_loss"]) for r in rows if r["kind"] == "h_inf"]
+    bound = [float(r["train_loss"]) for r in rows if r["kind"] == "bound"]
+    assert np.all(np.array(pred) <= np.array(bound) * (1 + 1e-12)) and pred[-1] < pred[0]
+    end = {int(r["m"]): r for r in rows if r["kind"] == "end"}
+    assert float(end[400]["max_relative_move"]) < float(end[100]["max_relative_move"])
+    assert float(end[400]["pattern_flips"]) < float(end[100]["pattern_flips"])
+    gd = [float(r["train_loss"]) for r in rows if r["kind"] == "gd" and r["m"] == "400"]
+    assert gd[-1] < 0.5 * gd[0]
+
+
+@pytest.mark.slow
+def test_gram_gauss_newton_experiment(quick):
+    _, columns, rows = quick("gram_gauss_newton")
+    assert columns == ["method", "step", "seconds", "train_loss", "slope"]
+
+    def method(name):
+        return [r for r in rows if r["method"] == name]
+    full, gd = method("GGN full batch"), method("GD")
+    assert float(full[-1]["train_loss"]) < 1e-25 < float(gd[-1]["train_loss"])
+    assert float(full[0]["slope"]) > 1.6 and 0.5 < float(gd[0]["slope"]) < 1.2
+    assert all(float(r["seconds"]) >= 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_random_labels_experiment(quick):
+    _, columns, rows = quick("random_labels")
+    assert [float(r["p"]) for r in rows] == [0.0, 1.0]
+    clean, random = rows
+    assert float(clean["complexity"]) < float(random["complexity"])
+    assert int(clean["steps_to_target"]) < int(random["steps_to_target"])
+    assert float(clean["final_test_loss"]) < float(random["final_test_loss"])
