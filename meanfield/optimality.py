@@ -454,7 +454,7 @@ def _series_attrs(problem) -> dict:
             "bound": float(cfg.alpha * cfg.train.weight_decay), "data": "training set"}
 
 
-def _state_certificate(state) -> Certificate:
+def state_certificate(state) -> Certificate:
     """The certificate of ``state`` (computed once per step for both observables)."""
     cache = state.problem.cache
     if cache.get("certificate_step") != state.step:
@@ -471,11 +471,11 @@ def _state_certificate(state) -> Certificate:
           applies=_certifiable, attrs=_series_attrs)
 def polar_observable(state) -> float:
     """The polar of the residuals (exact for d (+1 with bias) <= 2, else a lower bound)."""
-    return _state_certificate(state).polar
+    return state_certificate(state).polar
 
 
 @register("duality_gap", "J - D(t z) / alpha^2 >= J - inf J over measures (certified if exact)",
           applies=_certifiable, attrs=_series_attrs)
 def duality_gap_observable(state) -> float:
     """The duality gap of :func:`certificate_of`."""
-    return _state_certificate(state).gap
+    return state_certificate(state).gap

@@ -51,8 +51,7 @@ import numpy as np
 
 from ..kernels.structs import make_model
 from ..observables import register
-from ..optimality import Problem as Certifier
-from ..optimality import _state_certificate, certificate_of, insert_neuron
+from .. import optimality  # attributes read at call time: optimality imports observables
 from ..state import Records
 from . import gd
 
@@ -108,15 +107,16 @@ def present(P, direction, sign, scale) -> bool:
     return bool(np.any(close))
 
 
-def _certifier(state) -> Certifier:
+def _certifier(state) -> optimality.Problem:
     pb = state.problem
-    return pb.cached("certificate_problem", lambda: Certifier.from_config(pb.config, pb.data))
+    return pb.cached("certificate_problem",
+                     lambda: optimality.Problem.from_config(pb.config, pb.data))
 
 
 def _test(state):
     """The certificate test at ``state.step`` (velocity below tolerance): log, stop or insert."""
     cfg, ex = state.problem.config, state.extras
-    cert = certificate_of(_certifier(state), state.particles)
+    cert = optimality.certificate_of(_certifier(state), state.particles)
     m = len(state.particles)
     if cert.gap < cfg.grow.gap_tolerance:
         ex["stopped"] = np.int64(CERTIFIED)
@@ -126,8 +126,8 @@ def _test(state):
             ex["stopped"] = np.int64(FULL)
         else:
             grow = (cert.direction, cert.sign, cfg.grow.init_scale)
-            state.particles = insert_neuron(state.particles, *grow)
-            ex["reference"] = insert_neuron(ex["reference"], *grow)
+            state.particles = optimality.insert_neuron(state.particles, *grow)
+            ex["reference"] = optimality.insert_neuron(ex["reference"], *grow)
             state.problem.cache.pop("certificate_step", None)
             _sync(state)
     row = [state.step, len(state.particles), cert.polar, cert.bound, cert.gap]
@@ -179,4 +179,4 @@ def objective(state) -> float:
                                                             + pb.config.model.bias <= 2)})
 def dual_bound(state) -> float:
     """The dual lower bound on inf J of the certificate at this snapshot."""
-    return _state_certificate(state).dual
+    return optimality.state_certificate(state).dual
