@@ -5,6 +5,7 @@
     /h5md                       attrs version=[1, 1]; groups creator, author
     /particles/network/box      attrs dimension=D, boundary=["none", ...]
     /particles/network/position/{step (k,), time (k,), value (k, m, D)}
+    /particles/layer_j/{box, position/{step, time, value (k, n_j, n_{j-1})}}  # deep linear
     /observables/<name>/{step, time, value}
     /parameters                 attrs: config (resolved TOML), alpha, m, d, ...
     /meanfield                  attrs: status, message, format_version

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..data import FIELDS
+from ..deep_linear.config import stored_shapes
 
 FORMAT_VERSION = 2
 """2: fixed-length status, checkpoint ``extras`` and ``slot`` -1 before the first
@@ -27,6 +28,8 @@ POSITION = "particles/network/position"
 COUNT = "particles/network/count"
 CHECKPOINT = "meanfield/checkpoint"
 AXES = "particles/network"
+LAYERS = "layers"
+"""``/meanfield`` attribute of a deep linear run: JSON list of its layer groups, in order."""
 AXIS_NAMES = ("particle", "coordinate")
 RNG_BYTES = 1024
 EXTRAS_CHUNK = 1 << 16
@@ -71,13 +74,13 @@ def series(group, name, shape, compression="none", dtype=np.float64):
 def attach_scales(g):
     """Make ``step`` the dimension scale of the first axis of ``value`` and ``time``.
 
-    The other axes of a particle series get ``/particles/network/{particle,
-    coordinate}`` (fixed-in-time H5MD elements: netCDF readers want every
-    axis of a variable named or none).  References left dangling by copying a series into another file
-    are dropped first.
+    The other axes of a particle series get ``{particle, coordinate}`` of its
+    particle group (``/particles/network``, ``/particles/layer_j``: fixed-in-time
+    H5MD elements; netCDF readers want every axis of a variable named or none).
+    References left dangling by copying a series into another file are dropped first.
     """
     value, step = g["value"], g["step"]
-    axes = [g.file[f"{AXES}/{name}"] for name in AXIS_NAMES[:value.ndim - 1]]
+    axes = [g.parent[name] for name in AXIS_NAMES[:value.ndim - 1]]
     for ds, attr in ((step, "REFERENCE_LIST"), (value, "DIMENSION_LIST"),
                      (g["time"], "DIMENSION_LIST"), *((a, "REFERENCE_LIST") for a in axes)):
         if attr in ds.attrs:
@@ -151,13 +154,10 @@ def write_header(h5, config, data, P0, observables):
     creator = h5md.require_group("creator")
     creator.attrs["name"], creator.attrs["version"] = _fixed("meanfield"), _fixed(__version__)
     h5md.require_group("author").attrs["name"] = _fixed(author(config))
-    box = h5.require_group("particles/network/box")
-    box.attrs["dimension"] = np.int32(D)
-    box.attrs["boundary"] = np.array([b"none"] * D, dtype="S4")
-    for name, n in zip(AXIS_NAMES, (m, D)):
-        h5.create_dataset(f"{AXES}/{name}", data=np.arange(n, dtype=np.int64), chunks=(n,),
-                          fletcher32=True)
-    series(h5, POSITION, (m, D), compression)
+    _particle_group(h5, AXES, m, D, compression)
+    layers = stored_shapes(config)
+    for name, shape in layers:
+        _particle_group(h5, f"particles/{name}", *shape, compression)
     counted = [COUNT] if config.train.algorithm == "grow" else []
     if counted:
         series(h5, COUNT, (), dtype=np.int64)
@@ -173,8 +173,10 @@ def write_header(h5, config, data, P0, observables):
     # fixed size: rewritten in place when the run ends, readable by every reader
     mf.attrs.create("status", np.bytes_(b"running"), dtype="S16")
     mf.attrs.create("message", np.bytes_(b""), dtype="S1024")
-    _checkpoint_layout(mf, counted + [POSITION] + [f"observables/{name}" for name in observables],
-                       m, D)
+    if layers:
+        mf.attrs[LAYERS] = json.dumps([name for name, _ in layers])
+    _checkpoint_layout(mf, counted + [POSITION] + [layer(name) for name, _ in layers]
+                       + [f"observables/{name}" for name in observables], m, D)
     if counted:
         mf["checkpoint"].create_dataset("count", data=np.zeros(2, np.int64), chunks=(2,),
                                         fletcher32=True)
@@ -184,6 +186,22 @@ def write_header(h5, config, data, P0, observables):
     for name in ("teacher", "corrupted"):
         if getattr(data, name, None) is not None:
             _array(mf, name, getattr(data, name), compression)
+
+
+def layer(name) -> str:
+    """The position series of the layer group ``name`` (``layer_j``, ``end_to_end``)."""
+    return f"particles/{name}/position"
+
+
+def _particle_group(h5, path, m, D, compression):
+    """H5MD particle group ``path``: box of dimension ``D``, axes, position series (m, D)."""
+    box = h5.require_group(f"{path}/box")
+    box.attrs["dimension"] = np.int32(D)
+    box.attrs["boundary"] = np.array([b"none"] * D, dtype="S4")
+    for name, n in zip(AXIS_NAMES, (m, D)):
+        h5.create_dataset(f"{path}/{name}", data=np.arange(n, dtype=np.int64), chunks=(n,),
+                          fletcher32=True)
+    series(h5, f"{path}/position", (m, D), compression)
 
 
 def _array(group, name, array, compression):

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..config import Config
 from ..data import FIELDS, Dataset
+from ..deep_linear.config import stored_layers
 from ..errors import InputError
 from ..recorders import Observable
 from . import layout as L
@@ -40,7 +41,8 @@ class Run:
     """Lazy, read-only view of a run file.
 
     Attributes read on demand: ``config``, ``status``, ``steps``/``times``
-    (of the particle snapshots), ``particles(k)``, ``observable(name)``,
+    (of the particle snapshots), ``particles(k)``, ``layers(k)`` (deep linear
+    runs), ``observable(name)``,
     ``data``, ``teacher``, ``parameters``.  Files still being written are
     followed: every read sees the records completed so far, and ``status``
     the final status once the writer finished.  A file replaced on disk
@@ -203,6 +205,27 @@ class Run:
         P = P[:, :int(counts.max(initial=0))]
         P[np.arange(P.shape[1]) >= counts[:, None]] = np.nan
         return P
+
+    def layers(self, k=-1) -> list:
+        """Layers of snapshot ``k`` of a deep linear run: [W_1, ..., W_N], W_j (n_j, n_{j-1}).
+
+        [W_e] (k, d) for ``train.algorithm = "end_to_end"``; a slice of snapshots
+        gives stacks (s, n_j, n_{j-1}).  Read from ``/particles/layer_j/position``
+        (``/particles/end_to_end/position``); files written before these groups
+        existed are split from ``particles(k)``.
+
+        Raises
+        ------
+        InputError
+            if the run is not of a deep linear network.
+        """
+        names = json.loads(self._attrs("meanfield").get(L.LAYERS, "[]"))
+        if not names:
+            return stored_layers(self.config, self.particles(k))
+        idx = range(self._count(L.layer(names[-1])))[k]  # the last layer is appended last
+        if isinstance(idx, range):
+            idx = slice(idx.start, idx.stop, idx.step)
+        return [self._read(f"{L.layer(name)}/value", idx) for name in names]
 
     @property
     def observable_names(self) -> list:

@@ -26,6 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..deep_linear.config import split_layers
 from ..errors import InputError
 from . import layout as L
 from .atomic import WriteFailed, check_output, replacing
@@ -84,6 +85,8 @@ class RunWriter:
         self._ds = {f"{name}/{f}": h5[f"{name}/{f}"] for name in self.series
                     for f in ("value", "time", "step")}
         self._ds.update({name: h5[f"{L.CHECKPOINT}/{name}"] for name in h5[L.CHECKPOINT]})
+        names = json.loads(h5["meanfield"].attrs.get(L.LAYERS, "[]"))
+        self.layers = {L.layer(name): h5[f"{L.layer(name)}/value"].shape[1:] for name in names}
         self.rows = h5[f"{L.POSITION}/value"].shape[1]
 
     @classmethod
@@ -188,6 +191,9 @@ class RunWriter:
         if L.COUNT in self.series:
             self._append(L.COUNT, [step], [step * self.lr], [len(P)])
         self._append(L.POSITION, [step], [step * self.lr], L.padded(P, self.rows)[None])
+        if self.layers:  # a deep linear run: each layer in its own group too
+            for name, block in zip(self.layers, split_layers(P, list(self.layers.values()))):
+                self._append(name, [step], [step * self.lr], block[None])
 
     @_guarded
     def observables(self, names, steps, values):
