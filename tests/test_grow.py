@@ -258,3 +258,32 @@ def test_plot_draws_the_neurons_of_a_growing_run(memory_run, tmp_path):
     simulate(CONFIG, tmp_path / "g.h5").close()
     assert main(["plot", str(tmp_path / "g.h5"), "-o", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------ experiment
+@pytest.mark.slow
+def test_growing_network_experiment_quick(tmp_path):
+    import csv
+    script = ROOT / "experiments" / "growing_network" / "run.py"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    res = subprocess.run([sys.executable, str(script), "--quick", "--work", str(tmp_path / "w"),
+                          "--data", str(tmp_path)], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "growing_network.png").read_bytes()[:4] == b"\x89PNG"
+    with open(tmp_path / "growing_network.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    runs = {}
+    for row in rows:
+        runs.setdefault(row["run"], []).append(row)
+    assert {"grow lam=0.001", "grow lam=0.01", "GD m=2", "GD m=8"} <= set(runs)
+    for name, trace in runs.items():
+        J, gap, bound = (np.array([float(r[k]) for r in trace])
+                         for k in ("objective", "gap", "lower_bound"))
+        np.testing.assert_allclose(J - gap, bound, rtol=0, atol=1e-6 * J.max())  # 7 digits
+        assert np.all(gap >= 0)
+        if name.startswith("grow"):
+            neurons = [int(r["neurons"]) for r in trace]
+            assert neurons[0] == 1 and neurons[-1] > 1 and neurons == sorted(neurons)
+    final = {name: float(trace[-1]["objective"]) for name, trace in runs.items()}
+    assert final["grow lam=0.001"] < final["GD m=2"]
