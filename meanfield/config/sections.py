@@ -243,7 +243,8 @@ class RunConfig:
 @section("grow")
 class GrowConfig:
     """``[grow]`` (``train.algorithm = "grow"``, :mod:`meanfield.algorithms.grow`): GD until
-    the mean squared velocity is below ``tolerance``, then the certificate; a neuron of
+    the particles' mean squared velocity over the last ``record.every`` steps is below
+    ``tolerance``, then the certificate; a neuron of
     scale ``init_scale`` is inserted while the duality gap is >= ``gap_tolerance``, up to
     ``max_neurons``."""
 
