@@ -188,6 +188,31 @@ def test_a_file_killed_before_its_first_checkpoint_restarts_cleanly(tmp_path):
     assert contents(tmp_path / "killed.h5") == contents(tmp_path / "fresh.h5")
 
 
+@pytest.mark.parametrize("algorithm", ["gd", "sgd"])
+def test_a_file_killed_before_its_first_snapshot_resumes_from_step_0(tmp_path, algorithm):
+    """The step-0 checkpoint is written, the first snapshot is not (a kill in between)."""
+    from meanfield import algorithms, observables
+    from meanfield.data import make_dataset
+    from meanfield.recorders import HDF5Recorder
+    from meanfield.state import seed_streams
+
+    cfg = Config.from_dict({**CONFIG, "train": {**CONFIG["train"], "steps": 300,
+                                                "algorithm": algorithm}})
+    streams = seed_streams(cfg.run.seed)
+    state = algorithms.get(algorithm).init(cfg, make_dataset(cfg, streams.data), streams)
+    killed = HDF5Recorder(tmp_path / "killed.h5")
+    killed.start(state, observables.series(state.problem))
+    killed.checkpoint(state)
+    killed.close()
+    with open_run(tmp_path / "killed.h5") as run:
+        ck = run.checkpoint()
+        assert ck.step == 0 and len(run.steps) == 0
+        np.testing.assert_array_equal(ck.initial, state.particles)
+    simulate(cfg, out=tmp_path / "killed.h5", resume=True).close()
+    simulate(cfg, out=tmp_path / "fresh.h5").close()
+    assert contents(tmp_path / "killed.h5") == contents(tmp_path / "fresh.h5")
+
+
 def test_resumed_at_its_final_checkpoint_a_run_records_nothing_twice(tmp_path):
     """Killed after its last checkpoint but before its status became ``completed``."""
     import h5py
@@ -200,3 +225,59 @@ def test_resumed_at_its_final_checkpoint_a_run_records_nothing_twice(tmp_path):
         h["meanfield"].attrs.modify("status", np.bytes_(b"running"))
     simulate(cfg, out=out, resume=True).close()
     assert contents(out) == expected
+
+
+GD_CONFIG = {
+    "model": {"m": 20, "activation": "tanh"},
+    "data": {"d": 3, "n_train": 40, "n_test": 40},
+    "train": {"algorithm": "gd", "lr": 0.05, "steps": 40000},
+    "record": {"every": 10, "snapshot_every": 4000, "checkpoint_every": 1000},
+    "run": {"seed": 5},
+}
+
+# where `meanfield run` is killed: (what to wait for, then how long to wait more in seconds);
+# "launch" is the start of the process, "temporary" the file being built under its temporary
+# name, "file" the file in place (step-0 checkpoint, then the first snapshot a few ms later),
+# "step" a recorded step of the run
+KILL_POINTS = [("launch", 0.3), ("temporary", 0.0), ("file", 0.0), ("file", 0.002),
+               ("file", 0.01), ("file", 0.03), ("file", 0.1), ("file", 0.3),
+               ("step", 15000), ("step", 33000)]
+
+
+def _wait_for(proc, out, what, value):
+    """Poll until ``what`` (see KILL_POINTS) happened for the run writing ``out``, or it ended."""
+    def reached():
+        if what == "temporary":
+            return any(out.parent.glob(f".{out.name}.tmp-*")) or out.exists()
+        if what == "file":
+            return out.exists()
+        return what == "launch" or progress(out) >= value
+    while proc.poll() is None and not reached():
+        time.sleep(0.001)
+    if what != "step":
+        time.sleep(value)
+
+
+@pytest.mark.slow
+def test_gd_killed_at_any_moment_resumes_bit_identically(tmp_path):
+    """SIGKILL during start-up, while the file is built, between the step-0 checkpoint and
+    the first snapshot, and mid-run: ``--resume`` always finishes with the uninterrupted run's
+    particles and observables, bit for bit."""
+    cfg = tmp_path / "gd.toml"
+    cfg.write_text(Config.from_dict(GD_CONFIG).to_toml())
+    ref = cli(["run", str(cfg), "-o", str(tmp_path / "ref.h5"), "-q"])
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    expected = contents(tmp_path / "ref.h5")
+    kills = 0
+    for i, (what, value) in enumerate(KILL_POINTS):
+        out = tmp_path / f"killed{i}.h5"
+        proc = cli(["run", str(cfg), "-o", str(out), "-q"])
+        _wait_for(proc, out, what, value)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=300)
+        resumed = cli(["run", str(cfg), "-o", str(out), "-q", "--resume"])
+        assert resumed.wait(timeout=300) == 0, (what, value, resumed.stderr.read())
+        assert contents(out) == expected, (what, value)
+    assert kills >= 8

@@ -280,10 +280,19 @@ class Run:
                 with np.load(io.BytesIO(blob.tobytes()), allow_pickle=False) as npz:
                     extras = {k: npz[k] for k in npz.files}
         m = int(self._read(f"{ck}/count", slot)) if f"{ck}/count" in self._file() else None
-        m0 = int(self._read(f"{L.COUNT}/value", 0)) if m is not None else None
-        return Checkpoint(int(self._read(f"{ck}/step", slot)),
-                          self._read(f"{ck}/particles", slot)[:m],
-                          self._read(f"{L.POSITION}/value", 0)[:m0], rng_state, extras)
+        step = int(self._read(f"{ck}/step", slot))
+        particles = self._read(f"{ck}/particles", slot)[:m]
+        return Checkpoint(step, particles, self._initial(step, particles), rng_state, extras)
+
+    def _initial(self, step, particles):
+        """The particles of snapshot 0; those of the step-0 checkpoint before it is written."""
+        if self._count(L.POSITION):
+            m0 = int(self._read(f"{L.COUNT}/value", 0)) if L.COUNT in self._file() else None
+            return self._read(f"{L.POSITION}/value", 0)[:m0]
+        if step != 0:  # snapshot 0 is written before the run advances
+            raise DamagedFile(f"{self.path}: its checkpoint is at step {step} but it holds "
+                              "no snapshot, the file is damaged")
+        return particles  # killed between the step-0 checkpoint and the first snapshot
 
     def checkpoint_lengths(self) -> np.ndarray:
         """Records of every series (checkpoint ``series`` order) at the last checkpoint."""
