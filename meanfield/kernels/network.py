@@ -98,18 +98,17 @@ def _workspace(n, m, d, tangent, grad):
 
 
 @jit
-def _features(P, model, ws, d):
-    """Fill the vectors of ``ws`` (and on the plain-loop path A^T, dA^T) from the particles.
+def _features(P, Q, tangent, F, A, dA, d):
+    """Fill ``F`` (and on the plain-loop path, where A is not empty, A^T and dA^T) from the
+    particles.
 
-    Network: features at w, cm = c.  Tangent model: features at w0 = ``model.P0``,
-    dA = A - A0, db = b - b0, cm = c0.
+    Network (Q = P): features at w, cm = c.  Tangent model: features at w0 = Q,
+    dA = A - A0, db = b - b0, cm = c0.  (Plain arrays: a structure of arrays passed
+    per call costs a reference count per array, which small systems feel.)
     """
     m, D = P.shape
     bias = D == d + 2
-    tangent = model.tangent
-    Q = model.P0 if tangent else P
-    direct = ws.A.shape[0] > 0
-    F = ws.F
+    direct = A.shape[0] > 0
     for i in range(m):
         F[B_ROW, i] = Q[i, d] if bias else 0.0
         F[C_ROW, i] = P[i, D - 1]
@@ -119,13 +118,13 @@ def _features(P, model, ws, d):
     if direct:
         for k in range(d):
             for i in range(m):
-                ws.A[k, i] = Q[i, k]
+                A[k, i] = Q[i, k]
                 if tangent:
-                    ws.dA[k, i] = P[i, k] - Q[i, k]
+                    dA[k, i] = P[i, k] - Q[i, k]
     elif tangent:
         for i in range(m):
             for k in range(d):
-                ws.dA[i, k] = P[i, k] - Q[i, k]
+                dA[i, k] = P[i, k] - Q[i, k]
 
 
 # ----------------------------------------------------------------- plain-loop path
@@ -187,10 +186,9 @@ def _direct(model, X, y, ws, grad, out):
 
 # ------------------------------------------------------------------- entry points
 @jit
-def _velocity(P, model, ws, V):
-    """V = -m grad_w J from the g-weighted sums."""
+def _velocity(P, cm, acc, accc, lam, V):
+    """V = -m grad_w J from the g-weighted sums (cm the multiplier of the velocity)."""
     m, D = P.shape
-    acc, accc, cm, lam = ws.acc, ws.accc, ws.F[CM_ROW], model.lam
     d = acc.shape[0] - 1
     for i in range(m):
         for k in range(d):
@@ -210,7 +208,8 @@ def model_outputs(P, model, X, ws, out):
     ws : a :func:`workspace` or :func:`output_workspace` for (n, m, d, model.tangent);
     out : (n,) output.
     """
-    _features(P, model, ws, X.shape[1])
+    _features(P, model.P0 if model.tangent else P, model.tangent, ws.F, ws.A, ws.dA,
+              X.shape[1])
     if ws.ones.shape[0] == 0:
         _direct(model, X, out, ws, False, out)
     elif ws.S.shape[1] == P.shape[0]:
@@ -235,14 +234,15 @@ def model_risk_and_velocity(P, model, X, y, V, ws):
     float
         R = mean_j loss(f(x_j), y_j).
     """
-    _features(P, model, ws, X.shape[1])
+    F, acc, accc = ws.F, ws.acc, ws.accc
+    _features(P, model.P0 if model.tangent else P, model.tangent, F, ws.A, ws.dA, X.shape[1])
     if ws.ones.shape[0] == 0:
         total = _direct(model, X, y, ws, True, y)
     elif ws.S.shape[1] == P.shape[0]:
         total = one_pass(P, model, X, y, ws, True, y)
     else:
         total = two_passes(P, model, X, y, ws, True, y)
-    _velocity(P, model, ws, V)
+    _velocity(P, F[CM_ROW], acc, accc, model.lam, V)
     return total / X.shape[0]
 
 
