@@ -174,7 +174,8 @@ def test_plot_writes_a_png_next_to_the_run_by_default(run_file, tmp_path):
     (["bad.h5"], "bad.h5"),
     (["RUN", "-o", "fig.xyz"], "unknown figure format '.xyz'"),
     (["RUN", "-o", "fig"], "unknown figure format"),
-    (["RUN", "-o", "no/such/dir/fig.png"], "cannot write"),
+    (["RUN", "-o", "no/such/dir/fig.png"],
+     "figure no/such/dir/fig.png: folder no/such/dir does not exist"),
     (["RUN", "--kind", "histogram"], "invalid choice: 'histogram'"),
 ])
 def test_plot_bad_input_is_one_line_and_status_2(run_file, tmp_path, args, message):
