@@ -49,6 +49,9 @@ def options(name: str, description: str, argv=None, folder=None) -> argparse.Nam
                    help="folder for the CSV and PNG (default data/, or the work folder "
                         "with --quick, so that a quick run never replaces the gallery)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="runs in parallel (default 1)")
+    p.add_argument("--collect", action="store_true",
+                   help="write the CSV from the runs already finished in the work folder "
+                        "(experiments that train in memory), running none")
     args = p.parse_args(argv)
     if args.work is None:
         args.work = REPO / "experiments" / folder / "work" / ("quick" if args.quick else "full")
@@ -174,7 +177,8 @@ def _run_one(key, config, summarise, path, keep_every):
     return key, summary
 
 
-def run_many(configs: dict, summarise, folder: Path, jobs: int = 1, keep_every=None) -> dict:
+def run_many(configs: dict, summarise, folder: Path, jobs: int = 1, keep_every=None,
+             collect: bool = False) -> dict:
     """:func:`train` every config of ``configs`` (name -> config dict), keep ``summarise`` of each.
 
     Each summary (JSON-able) is stored as ``folder/<name>.json`` beside its
@@ -182,11 +186,13 @@ def run_many(configs: dict, summarise, folder: Path, jobs: int = 1, keep_every=N
     interrupted experiment continues where it stopped.  ``jobs`` > 1 runs
     that many configs at once in fresh processes (``summarise`` must then be
     a module-level function); ``keep_every`` is passed on to :func:`train`.
+    ``collect`` runs nothing and returns the finished runs only.
 
     Returns
     -------
     dict
-        name -> summary, in the order of ``configs``.
+        name -> summary, in the order of ``configs`` (finished ones only with
+        ``collect``).
     """
     import json
     from concurrent.futures import ProcessPoolExecutor
@@ -203,14 +209,16 @@ def run_many(configs: dict, summarise, folder: Path, jobs: int = 1, keep_every=N
                 continue
         todo.append((key, config, summarise, path, keep_every))
     t0 = time.perf_counter()
-    if jobs > 1 and len(todo) > 1:
+    if collect:
+        todo = []
+    elif jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
             done.update(pool.map(_run_one, *zip(*todo)))
     else:
         done.update(_run_one(*job) for job in todo)
-    print(f"{folder.name}: {len(todo)} of {len(configs)} runs in "
+    print(f"{folder.name}: {len(done)} of {len(configs)} runs finished, {len(todo)} run now in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
-    return {key: done[key] for key in configs}
+    return {key: done[key] for key in configs if key in done}
 
 
 def write_csv(path: Path, rows: list, columns: list, digits: int = 7):

@@ -120,9 +120,12 @@ def compute(args):
              summarise_sgd)):
         configs = {f"{panel}_tau{tau:.6g}_trial{r}": make(tau, r, steps)
                    for tau in taus for r in range(trials)}
-        done = run_many(configs, summarise, args.work / f"published_{panel}", args.jobs)
+        done = run_many(configs, summarise, args.work / f"published_{panel}", args.jobs,
+                        collect=args.collect)
         for (key, cfg), tau_trial in zip(configs.items(),
                                          [(t, r) for t in taus for r in range(trials)]):
+            if key not in done:
+                continue
             rows.append({"panel": panel, "tau": tau_trial[0], "trial": tau_trial[1],
                          "init_tau": cfg["init"]["tau"], "alpha": cfg["scaling"]["alpha"],
                          "lr": cfg["train"]["lr"], "steps": steps, **done[key],
@@ -138,30 +141,41 @@ def _mean_std(runs, column):
     return taus, np.array([v.mean() for v in values]), np.array(std)
 
 
+def _gd_panel(ax, gd):
+    for column, style, label in (("final_test_loss", "-", "end of training"),
+                                 ("best_test_loss", ":", "best throughout training")):
+        tau, mean, std = _mean_std(gd, column)
+        ax.fill_between(tau, 1000 * (mean - std), 1000 * (mean + std), color="0.85")
+        ax.semilogx(tau, 1000 * mean, "k" + style, marker="o", ms=3, lw=3, label=label)
+    ax.set_ylabel("test loss x 1000")
+    ax.legend()
+
+
+def _sgd_panel(ax, sgd):
+    tau, mean, std = _mean_std(sgd, "window_loss")
+    scale = 1 / mean.max()
+    ax.fill_between(tau, scale * (mean - std), scale * (mean + std), color="0.85")
+    ax.semilogx(tau, scale * mean, "k", marker="o", ms=3, lw=2)
+    ax.set_ylabel("population loss at convergence (normalised)")
+
+
 def draw(table):
     """Left: GD test loss x 1000 (end, best); right: SGD window loss / its largest mean."""
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5), constrained_layout=True)
-    gd, sgd = table.where({"panel": "gd"}), table.where({"panel": "sgd"})
-    for column, style, label in (("final_test_loss", "-", "end of training"),
-                                 ("best_test_loss", ":", "best throughout training")):
-        tau, mean, std = _mean_std(gd, column)
-        left.fill_between(tau, 1000 * (mean - std), 1000 * (mean + std), color="0.85")
-        left.semilogx(tau, 1000 * mean, "k" + style, lw=3, label=label)
-    left.set(xlabel=r"$\tau$", ylabel="test loss x 1000",
-             title=f"test_vs_scale.jl: GD, m = {M}, {int(gd.column('steps')[0])} steps, "
-                   f"{int(gd.column('trial').max()) + 1} trial(s) of 10")
-    left.legend()
-    tau, mean, std = _mean_std(sgd, "window_loss")
-    scale = 1 / mean.max()
-    right.fill_between(tau, scale * (mean - std), scale * (mean + std), color="0.85")
-    right.semilogx(tau, scale * mean, "k", lw=2)
-    right.set(xlabel=r"$\tau$", ylabel="population loss at convergence (normalised)",
-              title=f"populationSGD.jl: SGD, m = {M}, {int(sgd.column('steps')[0])} steps, "
-                    f"{int(sgd.column('trial').max()) + 1} trial(s) of 10")
-    for ax in (left, right):
-        ax.title.set_fontsize(9)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), constrained_layout=True)
+    for ax, panel, fill, script in ((axes[0], "gd", _gd_panel, "test_vs_scale.jl: GD"),
+                                    (axes[1], "sgd", _sgd_panel, "populationSGD.jl: SGD")):
+        runs = table.where({"panel": panel})
+        ax.set_xlabel(r"$\tau$")
+        if len(runs.column("tau")) == 0:
+            ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+            ax.set_title(script, fontsize=9)
+            continue
+        fill(ax, runs)
+        ax.set_title(f"{script}, m = {M}, {int(runs.column('steps')[0])} steps, "
+                     f"{len(runs.column('tau'))} runs "
+                     f"({int(runs.column('trial').max()) + 1} trial(s) of 10)", fontsize=9)
     return fig
 
 

@@ -77,9 +77,11 @@ def compute(args):
     points = [(name, m, r) for name in SCALINGS for m in widths for r in range(TRIALS)]
     configs = {f"{'sqrt' if 'sqrt' in name else 'linear'}_m{m}_trial{r}": config(name, m, r, steps)
                for name, m, r in points}
-    done = run_many(configs, summarise, args.work / "runs", args.jobs)
+    done = run_many(configs, summarise, args.work / "runs", args.jobs, collect=args.collect)
     rows = []
     for (name, m, r), (key, cfg) in zip(points, configs.items()):
+        if key not in done:
+            continue
         out = done[key]
         rows.append({"scaling": name, "m": m, "trial": r, "alpha": cfg["scaling"]["alpha"],
                      "lr": cfg["train"]["lr"], "steps": steps, **out,

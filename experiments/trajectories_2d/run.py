@@ -92,9 +92,12 @@ def compute(args):
     configs = {**{f"published_tau{tau:g}": published_config(tau, steps)
                   for tau in PUBLISHED_TAUS},
                **{f"own_alpha{alpha:g}": own_config(alpha, own_steps) for alpha in OWN_ALPHAS}}
-    done = run_many(configs, summarise, args.work / "runs", args.jobs, keep_every=KEEP)
+    done = run_many(configs, summarise, args.work / "runs", args.jobs, keep_every=KEEP,
+                    collect=args.collect)
     rows = []
     for key, cfg in configs.items():
+        if key not in done:
+            continue
         panel = "published" if key.startswith("published") else "own"
         rows += _rows(panel, cfg["init"]["tau"], cfg["scaling"]["alpha"], done[key])
     return rows, COLUMNS
