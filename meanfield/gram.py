@@ -47,7 +47,7 @@ import scipy.sparse.linalg
 from . import validate
 from .errors import InputError
 from .kernels.closed_forms import arccos_moments
-from .lazy.ntk import LAYERS, analytic_ntk_for, empirical_ntk, lambda_min, split
+from .lazy.ntk import LAYERS, analytic_ntk_for, empirical_ntk, lambda_min, particle_blocks, split
 from .observables import register
 
 __all__ = ["h_inf", "gram_spectrum", "gram_lambda_min", "gram_change", "pattern_flips",
@@ -223,9 +223,12 @@ def pattern_flips(P, P0, X):
     P0 = validate.matrix("P0", P0)
     validate.same_shape(P, P0)
     d = X.shape[1]
-    A, b, _ = split(P, d, bias)
-    A0, b0, _ = split(P0, d, bias)
-    return float(np.mean((X @ A.T + b > 0) != (X @ A0.T + b0 > 0)))
+    flips = 0
+    for block in particle_blocks(P.shape[0], X.shape[0]):
+        A, b, _ = split(P[block], d, bias)
+        A0, b0, _ = split(P0[block], d, bias)
+        flips += int(np.count_nonzero((X @ A.T + b > 0) != (X @ A0.T + b0 > 0)))
+    return flips / (P.shape[0] * X.shape[0])
 
 
 def max_relative_move(P, P0):

@@ -427,3 +427,19 @@ def test_baseline_rejects_bad_input():
         convex_baseline(cfg, data, 10, ridge=-1.0)
     with pytest.raises(InputError, match="columns"):
         fit_random_features(np.ones((3, 7)), data.x_train, data.y_train, "relu")
+
+
+def test_tangent_kernel_and_pattern_flips_go_over_particle_blocks(monkeypatch):
+    """Blocks of particles give the kernel of the whole set (memory independent of m)."""
+    from meanfield.gram import pattern_flips
+    from meanfield.lazy import ntk
+    rng = np.random.default_rng(3)
+    P = rng.standard_normal((500, 5))
+    P0 = P + 0.2 * rng.standard_normal(P.shape)
+    X = rng.standard_normal((12, 3))
+    whole = lazy.empirical_ntk(P, X, activation="tanh")
+    flips = pattern_flips(P, P0, X)
+    monkeypatch.setattr(ntk, "BLOCK_ENTRIES", 12 * 7)
+    assert len(ntk.particle_blocks(500, 12)) == 72
+    np.testing.assert_allclose(lazy.empirical_ntk(P, X, activation="tanh"), whole, rtol=1e-12, atol=1e-14)
+    assert pattern_flips(P, P0, X) == flips

@@ -46,6 +46,17 @@ def split(P, d, bias):
     return A, b, P[:, -1]
 
 
+BLOCK_ENTRIES = 1 << 22
+"""Entries of one (n, block) feature array: tangent kernels go over particle blocks of
+this size, so their memory does not grow with m."""
+
+
+def particle_blocks(m, n):
+    """Slices of ``range(m)`` whose (n, block) feature arrays hold at most ``BLOCK_ENTRIES``."""
+    step = max(1, BLOCK_ENTRIES // max(n, 1))
+    return [slice(i, min(i + step, m)) for i in range(0, m, step)]
+
+
 def features(P, X, bias, activation):
     """S = s(Z) and H = c s'(Z), both (n, m), with Z = X A^T + b."""
     A, b, c = split(P, X.shape[1], bias)
@@ -104,16 +115,19 @@ def empirical_ntk(P, X1, X2=None, activation=None, layers="both"):
     layers = validate.choice("layers", layers, LAYERS)
     P, X1, bias = validate.layout(P, X1, xname="X1")
     X2 = X1 if X2 is None else validate.matrix("X2", X2, X1.shape[1])
-    S1, H1 = features(P, X1, bias, activation)
-    S2, H2 = (S1, H1) if X2 is X1 else features(P, X2, bias, activation)
     K = np.zeros((X1.shape[0], X2.shape[0]))
+    G = None
     if layers != "second":
         G = X1 @ X2.T
         if bias:
             G += 1.0
-        K += (H1 @ H2.T) * G
-    if layers != "first":
-        K += S1 @ S2.T
+    for block in particle_blocks(P.shape[0], max(X1.shape[0], X2.shape[0])):
+        S1, H1 = features(P[block], X1, bias, activation)
+        S2, H2 = (S1, H1) if X2 is X1 else features(P[block], X2, bias, activation)
+        if G is not None:
+            K += (H1 @ H2.T) * G
+        if layers != "first":
+            K += S1 @ S2.T
     K /= P.shape[0]
     return K
 
