@@ -102,11 +102,12 @@ def draw(table):
         widths = np.unique(m)
         ax.semilogx(m, loss, "o", color=colour, ms=2)
         ax.semilogx(widths, [loss[m == w].mean() for w in widths], color=colour, lw=3,
-                    label=f"scaling {name}")
+                    marker="o", label=f"scaling {name}")
     trials = int(table.column("trial").max()) + 1
+    ax.set_xlim(1.5, 700)                 # the published widths, 2 ... 512
     ax.set_xlabel("m")
     ax.set_ylabel("test loss x 0.1 (published units)")
-    ax.set_title(f"Chizat, Oyallon & Bach, test_vs_m.jl: {trials} trials, "
+    ax.set_title(f"Chizat, Oyallon & Bach, test_vs_m.jl: {trials} trial(s) of 10, "
                  f"{table.column('steps')[0]} steps", fontsize=9)
     ax.legend()
     return fig
