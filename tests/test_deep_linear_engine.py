@@ -1,21 +1,18 @@
 """Deep linear networks through the engine: config keys, simulate, run files, resume, CLI."""
 
-import os
-import signal
 
 import numpy as np
 import pytest
 
 from meanfield import deep_linear as dl
-from meanfield import open_run, simulate
+from meanfield import simulate
 from meanfield.config import Config
 from meanfield.deep_linear.data import dataset
 from meanfield.errors import InputError
-from meanfield.simulate import Interrupted
 from meanfield.state import seed_streams
 
 from test_cli import assert_input_error, cli
-from test_resume import contents
+from test_resume import contents, interrupt_at
 
 BASE = {"model": {"kind": "deep_linear", "depth": 3, "width": 5, "outputs": 2},
         "data": {"kind": "linear_teacher", "d": 4, "n_train": 60, "n_test": 50, "noise": 0.1},
@@ -111,13 +108,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, train):
     cfg = _config(train={**train, "steps": 400}, model={"depth": 1 if "algorithm" in train else 3},
                   record={"checkpoint_every": 100})
     simulate(cfg, out=tmp_path / "full.h5").close()
-
-    def stop(step, P):
-        if step == 200:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    with pytest.raises(Interrupted):
-        simulate(cfg, out=tmp_path / "part.h5", callback=stop)
+    interrupt_at(cfg, tmp_path / "part.h5", 200)
     simulate(cfg, out=tmp_path / "part.h5", resume=True).close()
     assert contents(tmp_path / "part.h5") == contents(tmp_path / "full.h5")
 

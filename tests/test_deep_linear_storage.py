@@ -1,9 +1,7 @@
 """Deep linear runs in the run file: one H5MD particle group per layer, ``run.layers(k)``."""
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 
 import h5py
@@ -15,10 +13,10 @@ from meanfield import open_run, simulate
 from meanfield.config import Config
 from meanfield.deep_linear.data import dataset
 from meanfield.errors import InputError
-from meanfield.simulate import Interrupted
 from meanfield.state import seed_streams
 
 from test_deep_linear_engine import _config
+from test_resume import interrupt_at
 
 
 def _stack(run):
@@ -98,13 +96,7 @@ def test_in_memory_equals_file(tmp_path, train):
 def test_resumed_layers_equal_uninterrupted(tmp_path):
     cfg = _config(train={"steps": 400}, record={"checkpoint_every": 100})
     simulate(cfg, out=tmp_path / "full.h5").close()
-
-    def stop(step, P):
-        if step == 200:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    with pytest.raises(Interrupted):
-        simulate(cfg, out=tmp_path / "part.h5", callback=stop)
+    interrupt_at(cfg, tmp_path / "part.h5", 200)
     with open_run(tmp_path / "part.h5") as run:
         assert 0 < len(run.layers(slice(None))[0]) < 9  # the interrupted file holds part
     simulate(cfg, out=tmp_path / "part.h5", resume=True).close()

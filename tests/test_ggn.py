@@ -1,8 +1,6 @@
 """Gram-Gauss-Newton: Jacobian, steps against NumPy, the GD limit, quadratic convergence."""
 
 import copy
-import os
-import signal
 import subprocess
 import sys
 
@@ -16,10 +14,9 @@ from meanfield.data import make_dataset
 from meanfield.errors import InputError
 from meanfield.kernels.ggn import features, gram
 from meanfield.kernels.structs import make_model
-from meanfield.simulate import Interrupted
 from meanfield.state import seed_streams
 from test_experiments import quick  # noqa: F401  (the fixture that runs an experiment)
-from test_resume import contents
+from test_resume import contents, interrupt_at
 
 BASE = {
     "model": {"m": 40, "activation": "tanh", "bias": True},
@@ -149,13 +146,7 @@ def test_minibatch_run_resumed_after_an_interrupt_is_bit_identical(tmp_path):
     cfg = _config(train={"batch_size": 5, "steps": 60},
                   record={"every": 3, "snapshot_every": 20, "checkpoint_every": 10})
     simulate(cfg, out=tmp_path / "full.h5").close()
-
-    def stop_at_30(step, P):
-        if step == 30:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    with pytest.raises(Interrupted):
-        simulate(cfg, out=tmp_path / "part.h5", callback=stop_at_30)
+    interrupt_at(cfg, tmp_path / "part.h5", 30)
     simulate(cfg, out=tmp_path / "part.h5", resume=True).close()
     assert contents(tmp_path / "part.h5") == contents(tmp_path / "full.h5")
 

@@ -39,6 +39,17 @@ def contents(path):
     return out
 
 
+def interrupt_at(cfg, out, step):
+    """Run ``cfg`` into ``out`` until a SIGINT sent at ``step`` stops it (the run resumable)."""
+
+    def stop(at, P):
+        if at == step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        simulate(cfg, out=out, callback=stop)
+
+
 def cli(args, **kw):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1")
     return subprocess.Popen([sys.executable, "-m", "meanfield.cli", *args], env=env,
@@ -128,13 +139,7 @@ def test_interrupted_in_process_then_resumed_equals_uninterrupted(tmp_path):
     cfg = Config.from_dict({**CONFIG, "train": {**CONFIG["train"], "steps": 1000}})
     full = simulate(cfg, out=tmp_path / "full.h5")
     full.close()
-
-    def stop_at_300(step, P):
-        if step == 300:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    with pytest.raises(Interrupted):
-        simulate(cfg, out=tmp_path / "part.h5", callback=stop_at_300)
+    interrupt_at(cfg, tmp_path / "part.h5", 300)
     with open_run(tmp_path / "part.h5") as run:
         assert run.status == "running"
     run = simulate(cfg, out=tmp_path / "part.h5", resume=True)
