@@ -98,14 +98,20 @@ def killed_writer_file(path, records=30):
 # ------------------------------------------------------------- data loss and stuck runs
 
 
-def test_file_without_checkpoint_restarts_on_resume(tmp_path):
+def _new_writer(tmp_path):
+    """``(cfg, rng, writer)``: TINY in c.toml, a writer of out.h5 past its header only."""
     (tmp_path / "c.toml").write_text(TINY)
     cfg = Config.from_toml(tmp_path / "c.toml")
     rng = np.random.default_rng(0)
     data = Dataset(rng.normal(size=(20, 3)), rng.normal(size=20), rng.normal(size=(20, 3)),
                    rng.normal(size=20))
-    # killed after the header, before its first checkpoint was complete
-    RunWriter.create(tmp_path / "out.h5", cfg, data, rng.normal(size=(8, 4)), SERIES).close()
+    return cfg, rng, RunWriter.create(tmp_path / "out.h5", cfg, data, rng.normal(size=(8, 4)),
+                                      SERIES)
+
+
+def test_file_without_checkpoint_restarts_on_resume(tmp_path):
+    cfg, _, writer = _new_writer(tmp_path)
+    writer.close()  # killed after the header, before its first checkpoint was complete
     with pytest.raises(NoCheckpoint):
         RunWriter.resume(tmp_path / "out.h5", cfg)
     assert not lock_path(tmp_path / "out.h5").exists()
@@ -214,12 +220,7 @@ def test_disk_full_on_a_tiny_tmpfs_then_resume_is_bit_identical(tmp_path):
 
 
 def test_second_writer_is_refused_with_the_owner(tmp_path):
-    (tmp_path / "c.toml").write_text(TINY)
-    cfg = Config.from_toml(tmp_path / "c.toml")
-    rng = np.random.default_rng(0)
-    data = Dataset(rng.normal(size=(20, 3)), rng.normal(size=20), rng.normal(size=(20, 3)),
-                   rng.normal(size=20))
-    first = RunWriter.create(tmp_path / "out.h5", cfg, data, rng.normal(size=(8, 4)), SERIES)
+    cfg, rng, first = _new_writer(tmp_path)
     first.checkpoint(0, rng.normal(size=(8, 4)), {})
     owner = f"out.h5 is being written by pid {os.getpid()} on {socket.gethostname()}"
     for again in ("--overwrite", "--resume"):
