@@ -20,22 +20,15 @@ from meanfield.config import Config
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 300  # generous: a cold Numba cache compiles the kernels on first use
 
-TINY = """\
-[model]
-m = 8
 
-[data]
-d = 3
-n_train = 20
-n_test = 20
+def tiny_toml(m=8, n_train=20, n_test=20, steps=30, every=5, snapshot_every=10):
+    """The text of a tiny run's config (d = 3, every other key at its default)."""
+    return (f"[model]\nm = {m}\n\n[data]\nd = 3\nn_train = {n_train}\nn_test = {n_test}\n\n"
+            f"[train]\nsteps = {steps}\n\n[record]\nevery = {every}\n"
+            f"snapshot_every = {snapshot_every}\n")
 
-[train]
-steps = 30
 
-[record]
-every = 5
-snapshot_every = 10
-"""
+TINY = tiny_toml()
 
 
 def _env():

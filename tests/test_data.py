@@ -5,9 +5,6 @@ corruption by its definition and by Monte-Carlo; every bad input through the
 command line as a user meets it (subprocess: one line, exit 2, nothing written).
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,32 +18,9 @@ from meanfield.data import (
 from meanfield.errors import InputError
 
 import reference as ref
+from test_cli import cli, tiny_toml
 
-REPO = Path(__file__).resolve().parents[1]
-
-TINY = """\
-[model]
-m = 8
-
-[data]
-d = 3
-n_train = 20
-n_test = 20
-
-[train]
-steps = 4
-
-[record]
-every = 2
-snapshot_every = 2
-"""
-
-
-def cli(*args, cwd):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-m", "meanfield.cli", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+TINY = tiny_toml(steps=4, every=2, snapshot_every=2)
 
 
 def assert_refused(result, *words, folder=None):

@@ -5,19 +5,14 @@ Each distribution is checked by Monte-Carlo moments against its definition;
 through the command line (one line, exit 2, nothing written).
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from meanfield.config import Config
 from meanfield.errors import InputError
 from meanfield.scaling import init_particles, load_particles
+from test_cli import cli, tiny_toml
 
-REPO = Path(__file__).resolve().parents[1]
 N = 40000
 
 
@@ -167,29 +162,7 @@ def test_init_path_snapshot_out_of_range(tmp_path):
 # ------------------------------------------------------------------- CLI
 
 
-TINY = """\
-[model]
-m = 6
-
-[data]
-d = 3
-n_train = 10
-n_test = 5
-
-[train]
-steps = 2
-
-[record]
-every = 1
-snapshot_every = 1
-"""
-
-
-def cli(*args, cwd):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-m", "meanfield.cli", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+TINY = tiny_toml(m=6, n_train=10, n_test=5, steps=2, every=1, snapshot_every=1)
 
 
 @pytest.mark.slow
