@@ -1,5 +1,6 @@
 """Helpers shared by the sweep tests: the CLI in a subprocess, run contents, small sweeps."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,25 +11,34 @@ from meanfield import InputError, open_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SWEEP = """\
-[base]
-model.activation = "tanh"
-data.d = 3
-data.n_train = 20
-data.n_test = 20
-train.lr = 0.05
-train.steps = 50
-record.every = 10
-record.snapshot_every = 25
-record.checkpoint_every = 10
+def sweep_text(base, grid=None, seeds=None):
+    """The text of a sweep file: ``[base]`` with dotted keys, ``[grid]`` with quoted ones
+    (each a list of values) and ``[seeds] count``; a table left out when None or empty."""
+    def table(name, items, key):
+        return "".join([f"[{name}]\n"] + [f"{key(k)} = {json.dumps(v)}\n" for k, v in items])
 
-[grid]
-"model.m" = [4, 8]
-"scaling.kappa" = [1.0, 10.0]
+    tables = [table("base", base.items(), str)]
+    if grid:
+        tables.append(table("grid", grid.items(), json.dumps))
+    if seeds is not None:
+        tables.append(table("seeds", [("count", seeds)], str))
+    return "\n".join(tables)
 
-[seeds]
-count = 2
-"""
+
+def long_sweep(steps, lr, every, snapshot_every, checkpoint_every, grid=None, **record):
+    """Points of m = 4 in d = 2 on 8 samples, too long to finish during a test (``record``:
+    further record.* keys)."""
+    base = {"model.m": 4, "data.d": 2, "data.n_train": 8, "data.n_test": 8,
+            "train.steps": steps, "train.lr": lr, "record.every": every,
+            "record.snapshot_every": snapshot_every, "record.checkpoint_every": checkpoint_every}
+    base.update({f"record.{key}": value for key, value in record.items()})
+    return sweep_text(base, grid)
+
+
+SWEEP = sweep_text({"model.activation": "tanh", "data.d": 3, "data.n_train": 20,
+                    "data.n_test": 20, "train.lr": 0.05, "train.steps": 50, "record.every": 10,
+                    "record.snapshot_every": 25, "record.checkpoint_every": 10},
+                   {"model.m": [4, 8], "scaling.kappa": [1.0, 10.0]}, seeds=2)
 
 
 def cli(*args, env=None, cwd=None, timeout=300):

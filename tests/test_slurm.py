@@ -18,7 +18,7 @@ import pytest
 from meanfield import open_run, simulate
 from meanfield import sweep
 
-from sweeptools import recorded
+from sweeptools import long_sweep, recorded, sweep_text
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 600
@@ -91,20 +91,9 @@ def logs(folder):
     return "".join(p.read_text() for p in sorted((folder / "logs").glob("*.out")))
 
 
-TINY = """\
-[base]
-model.activation = "relu"
-data.d = 2
-data.n_train = 16
-data.n_test = 16
-train.lr = 0.05
-train.steps = 50
-record.every = 10
-[grid]
-"model.m" = [4, 8]
-[seeds]
-count = 2
-"""
+TINY = sweep_text({"model.activation": "relu", "data.d": 2, "data.n_train": 16,
+                   "data.n_test": 16, "train.lr": 0.05, "train.steps": 50, "record.every": 10},
+                  {"model.m": [4, 8]}, seeds=2)
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +126,7 @@ def test_array_job_runs_every_point(tiny):
     assert len(list((folder / "numba-cache").glob("warm-*"))) == 1
 
 
-LONG = """\
-[base]
-model.m = 4
-data.d = 2
-data.n_train = 8
-data.n_test = 8
-train.steps = 1000000
-train.lr = 0.001
-record.every = 1000
-record.snapshot_every = 100000
-record.checkpoint_every = 2000
-"""
+LONG = long_sweep(1000000, 0.001, 1000, 100000, 2000)
 
 
 def hurry(job):

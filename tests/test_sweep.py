@@ -20,7 +20,8 @@ from meanfield import Config, InputError, open_run, simulate
 from meanfield import sweep
 from meanfield.simulate import Interrupted
 
-from sweeptools import ROOT, SWEEP, cli, contents, main, recorded, wait_until, write
+from sweeptools import (ROOT, SWEEP, cli, contents, long_sweep, main, recorded, wait_until,
+                        write)
 
 
 # ------------------------------------------------------------------ plans and seeds
@@ -505,20 +506,8 @@ def test_plans_past_max_array_size_are_split(tmp_path, capsys):
     assert len(sweep.sbatch_scripts(folder, max_array_size=5)) == 2
 
 
-LONG = """\
-[base]
-model.m = 4
-data.d = 2
-data.n_train = 8
-data.n_test = 8
-train.steps = 2000000
-train.lr = 0.0001
-record.every = 10000
-record.snapshot_every = 1000000
-record.checkpoint_every = 20000
-[grid]
-"model.activation" = ["relu", "tanh"]
-"""
+LONG = long_sweep(2000000, 0.0001, 10000, 1000000, 20000,
+                  {"model.activation": ["relu", "tanh"]})
 
 
 @pytest.mark.slow

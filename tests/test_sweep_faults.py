@@ -12,23 +12,11 @@ import pytest
 from meanfield import InputError, open_run
 from meanfield import sweep
 
-from sweeptools import ROOT, SWEEP, cli, contents, main, popen_cli, recorded, wait_until, write
+from sweeptools import (ROOT, SWEEP, cli, contents, long_sweep, main, popen_cli, recorded,
+                        wait_until, write)
 
-LONG = """\
-[base]
-model.m = 4
-data.d = 2
-data.n_train = 8
-data.n_test = 8
-train.steps = 200000000
-train.lr = 0.0001
-record.every = 100000
-record.snapshot_every = 10000000
-record.checkpoint_every = 1000000000
-record.checkpoint_seconds = 1000000.0
-[grid]
-"model.activation" = ["relu", "tanh"]
-"""
+LONG = long_sweep(200000000, 0.0001, 100000, 10000000, 1000000000,
+                  {"model.activation": ["relu", "tanh"]}, checkpoint_seconds=1e6)
 """Two points too long to finish during a test, whose only checkpoints are step 0 and a
 signal's."""
 
