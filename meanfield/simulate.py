@@ -43,6 +43,14 @@ class Interrupted(Exception):
         super().__init__(f"interrupted by {name} at step {step}; checkpoint written")
 
 
+def quiet_signal_notes():
+    """Stop runs of this process from announcing a caught signal on stderr.
+
+    For processes whose parent reports on the signal itself (a sweep's workers).
+    """
+    _SignalCatcher.announce = False
+
+
 class _SignalCatcher:
     """Turns SIGTERM, SIGINT and SIGUSR1 into a flag checked between chunks (main thread only).
 
@@ -51,6 +59,8 @@ class _SignalCatcher:
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+    announce = True
+    """Say at once on stderr that a signal arrived (see :func:`quiet_signal_notes`)."""
 
     def __init__(self):
         self.caught = None
@@ -63,7 +73,7 @@ class _SignalCatcher:
         return self
 
     def _handle(self, signum, frame):
-        if self.caught is None:  # say so at once: a cold compile can take a while
+        if self.caught is None and self.announce:  # at once: a cold compile can take a while
             print(f"meanfield: {signal.Signals(signum).name} received: stopping after the "
                   "current step chunk (or compilation), with a checkpoint", file=sys.stderr)
         self.caught = signum

@@ -167,7 +167,7 @@ def _direct(model, X, y, ws, grad, out):
     A, dA, F, acc, accc, S, H = ws.A, ws.dA, ws.F, ws.acc, ws.accc, ws.S, ws.H
     DZ = ws.DZ if tangent else S
     scale = model.alpha / A.shape[1]
-    gscale = 1.0 / (model.alpha * n)
+    gscale = 1.0 / (model.alpha * max(n, 1))
     acc[:] = 0.0
     accc[:] = 0.0
     total = 0.0

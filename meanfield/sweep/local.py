@@ -66,6 +66,8 @@ def _init_worker(threads: int, parent: int):
     _worker["parent"] = parent
     _die_with_parent()
     signal.signal(signal.SIGTERM, _on_signal)
+    from ..simulate import quiet_signal_notes
+    quiet_signal_notes()
     import numba
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
