@@ -10,13 +10,12 @@ from conftest import make_problem
 import reference as ref
 from meanfield.activations import IDS as ACT
 from meanfield.activations import NAMES as ACTIVATIONS
-from meanfield.kernels import forward, make_population, risk, risk_and_velocity
+from meanfield.kernels import forward, risk, risk_and_velocity
 from meanfield.kernels import make_model, make_population, model_risk_and_velocity, tangent_forward
 from meanfield.kernels import workspace
 from meanfield.kernels.training import COLUMNS, Data, gd_chunk, make_loop
 from meanfield.kernels.network import DIRECT_MAX_WORK, tile_rows
 from meanfield.kernels.tiles import tile_shape
-from meanfield.kernels.training import COLUMNS, Data, gd_chunk, make_loop
 from meanfield.losses import IDS as LOSS
 
 # (n, m, d): the first runs the plain-loop path, the second the GEMM path (one tile)

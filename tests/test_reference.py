@@ -7,7 +7,6 @@ the vectorised forward pass against an explicit double loop, and the comparison
 itself against deliberately wrong velocities (so that these tests can fail).
 """
 
-import itertools
 import math
 
 import numpy as np

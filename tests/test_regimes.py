@@ -9,7 +9,6 @@ import reference as ref
 from meanfield import Config, simulate
 from meanfield.activations import IDS as ACT
 from meanfield.kernels import make_model, model_risk_and_velocity, tangent_forward, workspace
-from meanfield.losses import IDS as LOSS
 
 
 @pytest.mark.parametrize("act,loss,bias", [("tanh", "squared", True), ("relu", "logistic", False),

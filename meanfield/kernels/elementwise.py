@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import vecmath as vm
-from .jit import jit, jit_parallel, jit_vector
+from .jit import jit, jit_vector
 
 RELU, SIGMOID, TANH, SOFTPLUS, ERF, LINEAR = 0, 1, 2, 3, 4, 5
 SQUARED, LOGISTIC = 0, 1
