@@ -164,3 +164,21 @@ def test_activation_values_and_derivatives_elementwise(act):
     for got, want in ((value(act, z), s(z)), (derivative(act, z), ds(z))):
         assert got.shape == z.shape
         assert np.allclose(got, want, rtol=1e-13, atol=1e-15)
+
+
+def test_a_change_to_any_kernel_module_invalidates_every_cached_kernel(tmp_path):
+    """The cache stamp covers all kernel modules, not only a function's own file."""
+    import os
+    from meanfield.kernels import cache
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text("x = 1\n")
+    before = cache.kernels_stamp(tmp_path)
+    os.utime(tmp_path / "b.py", ns=(1, 1))
+    assert cache.kernels_stamp(tmp_path) != before
+    from meanfield.kernels import network
+    for locator in cache.caching.CacheImpl._locator_classes:   # as Numba picks one
+        found = locator.from_function(network.forward.py_func, network.__file__)
+        if found is not None:
+            break
+    assert isinstance(found, cache._KernelsStamp)
+    assert found.get_source_stamp() == cache.kernels_stamp()

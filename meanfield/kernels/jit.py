@@ -2,7 +2,8 @@
 
 Every kernel is compiled lazily (no eager signatures), in float64, with
 ``cache=True`` so that a second process loads machine code from the cache
-(``NUMBA_CACHE_DIR`` chooses where) instead of compiling.
+(``NUMBA_CACHE_DIR`` chooses where) instead of compiling; a change to any kernel
+module recompiles them all (:mod:`meanfield.kernels.cache`).
 
 * :data:`jit` compiles scalar helpers and loops that call no parallel kernel.
 * :data:`jit_vector` compiles the elementwise functions meant to vectorise: with
@@ -30,6 +31,8 @@ from contextlib import contextmanager
 
 from numba import get_num_threads, njit, set_num_threads
 from numba.core.errors import NumbaPerformanceWarning
+
+from . import cache  # noqa: F401  (every kernel stamped by all kernel modules)
 
 jit = njit(cache=True)
 jit_parallel = njit(cache=True, parallel=True)
