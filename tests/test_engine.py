@@ -190,3 +190,21 @@ def test_a_run_kept_in_memory_does_not_load_h5py():
             "'n_train': 5}, 'train': {'steps': 3}}); assert 'h5py' not in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_exact_population_risk_recorded_only_where_cheap(monkeypatch):
+    """Beyond its cost budget the exact risk gives way to the named Monte-Carlo estimate."""
+    from meanfield.algorithms import common
+    from meanfield.simulate import simulate
+    cfg = {"model": {"m": 8}, "data": {"d": 3, "n_train": 20, "n_test": 20,
+                                       "population_samples": 200},
+           "train": {"steps": 20}, "record": {"every": 10, "snapshot_every": 10}}
+    with simulate(cfg) as run:
+        assert "population_loss" in run.observable_names
+        assert "population_loss_mc" not in run.observable_names
+    monkeypatch.setattr(common, "EXACT_RECORD_SHARE", 0.0)
+    with simulate(cfg) as run:
+        assert "population_loss" not in run.observable_names
+        assert len(run.observable("population_loss_mc").value) == 3
+    big = Config.from_dict({"model": {"m": 10 ** 6}, "data": {"n_train": 1000, "d": 10}})
+    assert not common.records_exact(big)

@@ -22,10 +22,28 @@ BLOCK_NUMBERS = 1 << 18
 """Most random numbers drawn at once (2 MiB): an advance is cut into blocks of steps."""
 
 
+EXACT_RECORD_SHARE = 0.1
+"""Most share of the steps between two records that recording the exact population risk
+(O((m + m0)^2 d) work) may cost; beyond it, as at very large m, the Monte-Carlo estimate
+``population_loss_mc`` is recorded instead (the population flow always uses the exact risk)."""
+
+
+def records_exact(config) -> bool:
+    """Whether a run of ``config`` records the exact population risk (see ``EXACT_RECORD_SHARE``)."""
+    tr, dc, m = config.train, config.data, config.model.m
+    rows = {"gd": dc.n_train, "ggn": min(tr.batch_size, dc.n_train),
+            "sgd": tr.batch_size}.get(tr.algorithm)
+    if rows is None:
+        return True
+    pairs = (m + dc.teacher_m) ** 2
+    return pairs <= EXACT_RECORD_SHARE * config.record.every * rows * m
+
+
 def problem(config, data, P0, population_rng) -> Problem:
     """The :class:`~meanfield.state.Problem` of a run starting from particles ``P0``."""
     tr, dc = config.train, config.data
-    exact = (data.teacher is not None and exact_population(config) and tr.model == "network")
+    exact = (data.teacher is not None and exact_population(config) and tr.model == "network"
+             and records_exact(config))
     model = make_model(config.model.activation, config.loss.name, config.alpha,
                        tr.weight_decay, tr.model == "tangent", P0)
     teacher = data.teacher if data.teacher is not None else np.zeros((1, dc.d + 1))
