@@ -88,6 +88,7 @@ ASCENT_STARTS = 256
 ASCENT_WORK = 1 << 25
 """Multiply-adds of one ascent iteration (2 x starts x n x k) at most, above 8 starts."""
 ASCENT_ITERATIONS = 100
+QUICK_STARTS, QUICK_ITERATIONS = 8, 15  # the snapshot observables' ascent (k > 2)
 
 
 # ---------------------------------------------------------------------- losses
@@ -247,7 +248,7 @@ def _circle(z, X) -> Polar:
     return _best(z, X, np.column_stack([np.cos(t), np.sin(t)]), True)
 
 
-def _ascent(z, X, starts, candidates) -> Polar:
+def _ascent(z, X, starts, candidates, iterations=ASCENT_ITERATIONS) -> Polar:
     """Lower bound for k > 2: projected ascent of sigma g on the sphere from every start.
 
     Each step moves u to (u + eta sigma grad g / |grad g|) / |.|, with
@@ -255,28 +256,30 @@ def _ascent(z, X, starts, candidates) -> Polar:
     maximiser sigma v_S / |v_S| of the linear piece of the activation set S of u.
     A step is kept when it increases sigma g (then eta doubles) and otherwise
     eta shrinks tenfold, until every eta < 1e-7; starts that reached the same
-    point after the first step are followed once.  ``candidates`` are
-    evaluated as well.
+    point after the first step are followed once, for at most ``iterations``
+    steps (one pass over the data each: a point's gradient comes with its value).
+    ``candidates`` are evaluated as well.
     """
-    U = np.vstack([starts, starts])
-    sigma = np.repeat([1.0, -1.0], len(starts))
-    value = sigma * correlation(z, X, U)
-    eta = np.full(len(U), 1e6)
-    for it in range(ASCENT_ITERATIONS):
+    g, G = correlation(z, X, starts, gradient=True)
+    U, grads, value = np.vstack([starts, starts]), np.vstack([G, G]), np.concatenate([g, -g])
+    sigma, eta = np.repeat([1.0, -1.0], len(g)), np.full(len(U), 1e6)
+    for it in range(iterations):
         if it == 1:
             _, first = np.unique(np.round(np.column_stack([U, sigma]), 12), axis=0,
                                  return_index=True)
-            U, sigma, value, eta = U[first], sigma[first], value[first], eta[first]
+            U, grads, sigma, value, eta = (a[first] for a in (U, grads, sigma, value, eta))
         live = np.flatnonzero(eta > 1e-7)
         if len(live) == 0:
             break
-        _, grad = correlation(z, X, U[live], gradient=True)
+        grad = grads[live]
         size = np.linalg.norm(grad, axis=1)
         step = U[live] + (eta[live] * sigma[live] / np.where(size > 0, size, 1.0))[:, None] * grad
         step /= np.linalg.norm(step, axis=1, keepdims=True)
-        new = sigma[live] * correlation(z, X, step)
+        new, new_grad = correlation(z, X, step, gradient=True)
+        new *= sigma[live]
         better = new > value[live]
         U[live[better]], value[live[better]] = step[better], new[better]
+        grads[live[better]] = new_grad[better]
         eta[live] = np.where(better & (size > 0), np.minimum(2 * eta[live], 1e6), eta[live] / 10)
     return _best(z, X, np.vstack([U, candidates]), False)
 
@@ -286,14 +289,16 @@ def _unit_rows(A) -> np.ndarray:
     return A[norm > 0] / norm[norm > 0, None]
 
 
-def polar_of(z, X, particles=None) -> Polar:
+def polar_of(z, X, particles=None, quick=False) -> Polar:
     """The polar max_{|u|=1} |(1/n) sum_j z_j relu(u . x_j)| of the residuals ``z``.
 
-    Exact for k = X.shape[1] <= 2 (both signs for k = 1, :func:`_circle` for
-    k = 2); for k > 2 the best of an ascent (:func:`_ascent`) from the
-    directions of the ``particles`` (largest |a||c| first) and of the data,
-    at most ``ASCENT_STARTS`` in all (fewer for large n k: ``ASCENT_WORK``),
-    and of every particle direction.
+    Exact for k = X.shape[1] <= 2 (both signs for k = 1, :func:`_circle` for k = 2);
+    for k > 2 the best of an ascent (:func:`_ascent`) from the directions of the
+    ``particles`` (largest |a||c| first) and of the data, at most ``ASCENT_STARTS`` in
+    all (fewer for large n k: ``ASCENT_WORK``), and of every particle direction.
+    ``quick`` (snapshot observables): from the ``QUICK_STARTS`` heaviest particle
+    directions, ``QUICK_ITERATIONS`` steps; these starts are among the full ascent's for
+    n k <= 2^19 and an ascent never lowers a start's value, so quick <= full there.
     """
     z, X = np.asarray(z, dtype=np.float64), np.asarray(X, dtype=np.float64)
     k = X.shape[1]
@@ -302,16 +307,19 @@ def polar_of(z, X, particles=None) -> Polar:
     if k == 2:
         return _circle(z, X)
     P = np.zeros((0, k + 1)) if particles is None else particles
-    by_mass = P[np.argsort(-np.linalg.norm(P[:, :-1], axis=1) * np.abs(P[:, -1]))]
-    candidates = _unit_rows(by_mass[:, :-1])
-    most = int(np.clip(ASCENT_WORK // (2 * X.size), 8, ASCENT_STARTS))
-    data = _unit_rows(X)
-    if len(data) > most:
-        data = data[np.random.default_rng(0).choice(len(data), most, replace=False)]
-    starts = np.vstack([candidates[:most // 2], data])[:most]
+    candidates = _unit_rows(P[np.argsort(-np.linalg.norm(P[:, :-1], axis=1)
+                                         * np.abs(P[:, -1])), :-1])
+    if quick:
+        starts, iterations = candidates[:QUICK_STARTS], QUICK_ITERATIONS
+    else:
+        most = int(np.clip(ASCENT_WORK // (2 * X.size), 8, ASCENT_STARTS))
+        data = _unit_rows(X)
+        if len(data) > most:
+            data = data[np.random.default_rng(0).choice(len(data), most, replace=False)]
+        starts, iterations = np.vstack([candidates[:most // 2], data])[:most], ASCENT_ITERATIONS
     if len(starts) == 0:
         return Polar(0.0, np.eye(k)[0], 1.0, False)
-    return _ascent(z, X, starts, candidates)
+    return _ascent(z, X, starts, candidates, iterations)
 
 
 def polar(run_or_P, data=None, config=None, snapshot=-1) -> Polar:
@@ -405,10 +413,11 @@ def _dual_scale(problem: Problem, z, value: float) -> float:
     return max((0.0, top, float(res.x)), key=lambda t: problem.dual(t * z))
 
 
-def certificate_of(problem: Problem, P) -> Certificate:
-    """The :class:`Certificate` of particles ``P`` for ``problem``."""
+def certificate_of(problem: Problem, P, quick=False) -> Certificate:
+    """The :class:`Certificate` of particles ``P`` for ``problem`` (``quick``: of
+    :func:`polar_of`)."""
     z = problem.residual(P)
-    p = polar_of(z, problem.X, P)
+    p = polar_of(z, problem.X, P, quick)
     J = problem.objective(P)
     dual = problem.dual(_dual_scale(problem, z, p.value) * z) / problem.alpha ** 2
     return Certificate(p.value, problem.alpha * problem.lam, J - dual, J, dual, p.exact,
@@ -450,27 +459,37 @@ def _certifiable(problem) -> bool:
 
 def _series_attrs(problem) -> dict:
     cfg = problem.config
-    return {"exact": bool(cfg.data.d + cfg.model.bias <= 2),
+    exact = cfg.data.d + cfg.model.bias <= 2
+    how = ("exact" if exact else
+           f"lower bound of `meanfield certify`'s polar: ascent from the {QUICK_STARTS} "
+           f"heaviest particle directions, {QUICK_ITERATIONS} iterations"
+           if cfg.train.algorithm != "grow" else
+           "lower bound: the multi-start ascent of `meanfield certify`")
+    return {"exact": bool(exact), "polar": how,
             "bound": float(cfg.alpha * cfg.train.weight_decay), "data": "training set"}
 
 
 def state_certificate(state) -> Certificate:
-    """The certificate of ``state`` (computed once per step for both observables)."""
+    """The certificate of ``state`` (computed once per step for both observables; quick
+    except for growing networks, small and certified anyway)."""
     cache = state.problem.cache
     if cache.get("certificate_step") != state.step:
         problem = state.problem.cached(
             "certificate_problem", lambda: Problem.from_config(state.problem.config,
                                                                state.problem.data))
-        cache["certificate"] = certificate_of(problem, state.particles)
+        cache["certificate"] = certificate_of(problem, state.particles,
+                                              quick=state.problem.config.train.algorithm != "grow")
         cache["certificate_step"] = state.step
     return cache["certificate"]
 
 
 @register("polar", "max over unit u of |(1/n) sum_j z_j relu(u . x_j)|, z_j = -loss'(f(x_j)); "
-          "globally optimal iff <= bound = alpha * weight_decay (at a stationary point)",
+          "globally optimal iff <= bound = alpha * weight_decay (at a stationary point); "
+          "exact for d (+1 with bias) <= 2, else a cheap lower bound (attribute 'polar')",
           applies=_certifiable, attrs=_series_attrs)
 def polar_observable(state) -> float:
-    """The polar of the residuals (exact for d (+1 with bias) <= 2, else a lower bound)."""
+    """The polar of the residuals (exact for d (+1 with bias) <= 2, else the quick
+    lower bound of :func:`polar_of`, or the full one for growing networks)."""
     return state_certificate(state).polar
 
 

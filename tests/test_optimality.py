@@ -345,6 +345,7 @@ def test_observables_only_for_gd_relu_runs_and_inexact_above_the_plane(tmp_path)
     simulate(base, out=tmp_path / "d4.h5").close()
     with h5py.File(tmp_path / "d4.h5", "r") as h5:
         assert not bool(h5["observables/duality_gap"].attrs["exact"])
+        assert "lower bound" in h5["observables/polar"].attrs["polar"]
         assert np.all(h5["observables/duality_gap/value"][()] >= 0)
     decay = {"weight_decay": 0.01}
     for change, applies in (({}, True), ({"train": {"weight_decay": 0.0}}, False),
@@ -357,6 +358,28 @@ def test_observables_only_for_gd_relu_runs_and_inexact_above_the_plane(tmp_path)
         problem = SimpleNamespace(config=Config.from_dict({**base, **change}))
         assert REGISTRY["polar"].applies(problem) is applies
         assert REGISTRY["duality_gap"].applies(problem) is applies
+
+
+@pytest.mark.parametrize("d, bias", [(2, False), (6, True)])
+def test_observed_polar_is_a_lower_bound_of_the_full_polar_and_exact_in_the_plane(d, bias):
+    from meanfield.simulate import simulate
+    cfg = {"model": {"m": 40, "bias": bias}, "data": {"d": d, "n_train": 60},
+           "train": {"steps": 300, "lr": 0.3, "weight_decay": 1e-2},
+           "record": {"every": 100, "snapshot_every": 100}}
+    run = simulate(cfg)
+    obs = run.observable("polar")
+    full = np.array([polar(run, snapshot=k).value for k in range(len(run.steps))])
+    assert np.all(obs.value <= full + 1e-12)
+    if d == 2:
+        np.testing.assert_allclose(obs.value, full, rtol=1e-12, atol=0)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        X, z = rng.standard_normal((80, d + bias)), rng.standard_normal(80)
+        P = rng.standard_normal((50, d + bias + 1))
+        quick = polar_of(z, X, P, quick=True)
+        best = np.abs(correlation(z, X, P[:, :-1] / np.linalg.norm(P[:, :-1], axis=1)[:, None]))
+        assert best.max() - 1e-15 <= quick.value <= polar_of(z, X, P).value + 1e-12
+        assert quick.exact == (d == 2)
 
 
 def _cli(*args, cwd):
