@@ -134,11 +134,12 @@ def simulate(config, out=None, *, data=None, callback=None, progress: bool = Fal
 
     from . import algorithms
     from .config import as_config, check_memory
+    from .kernels.jit import quiet_numba
     inputs = (config,) if isinstance(config, (str, os.PathLike)) else ()
     config = as_config(config)
     check_memory(config)
     algorithm = algorithms.for_config(config)
-    with _SignalCatcher() as signals:
+    with _SignalCatcher() as signals, quiet_numba():
         recorder, state = _start(config, algorithm, out, data, overwrite, resume, inputs)
         if state is None:
             return recorder
