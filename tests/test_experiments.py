@@ -257,6 +257,7 @@ def test_plot_only_without_csv_is_an_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_tour_runs_as_a_script(tmp_path):
     res = _python(EXPERIMENTS / "tour.py", "--out", tmp_path, cwd=tmp_path)
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"

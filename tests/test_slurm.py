@@ -22,6 +22,7 @@ from sweeptools import long_sweep, recorded, sweep_text
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 600
+pytestmark = pytest.mark.slow  # real array jobs on a real Slurm: minutes, not seconds
 
 
 def slurm_problem():
