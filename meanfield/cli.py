@@ -36,7 +36,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import _threading
@@ -320,9 +322,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    """SIGINT handler: raise KeyboardInterrupt as Python's own does, and remember it fired.
+
+    An interrupt that lands inside an extension module's initialisation surfaces as an
+    ImportError instead (NumPy's "could not import module datetime"); ``main`` reads the
+    mark to report that as the interruption it is.
+    """
+    _interrupt.fired = True
+    raise KeyboardInterrupt
+
+
+_interrupt.fired = False
+
+
 def main(argv=None) -> int:
     """The console script: run one command, map its outcome to an exit status (EXIT_CODES)."""
     _threading.apply()  # before NumPy loads
+    ours = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if ours:
+        _interrupt.fired = False
+        signal.signal(signal.SIGINT, _interrupt)
+    try:
+        return _dispatch(argv)
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _dispatch(argv) -> int:
+    """Parse ``argv``, run the command, and map its exceptions to exit statuses."""
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -338,6 +368,9 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_PIPE
     except Exception as exc:
+        if _interrupt.fired:  # an interrupt turned into another error on its way up
+            print("meanfield: interrupted", file=sys.stderr)
+            return 130
         from .storage import WriteFailed
         if not isinstance(exc, WriteFailed):
             raise

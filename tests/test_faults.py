@@ -455,6 +455,35 @@ def test_sigint_while_starting_up_prints_no_traceback(tiny_file):
         assert proc.returncode in (0, 130, -signal.SIGINT), (proc.returncode, err)
 
 
+def test_sigint_turned_into_an_import_error_is_reported_as_an_interruption(monkeypatch, capsys):
+    # what an extension module does with an interrupt during its initialisation
+    # (NumPy: "PyCapsule_Import could not import module datetime")
+    def parser_interrupted_while_importing():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            raise ImportError("could not import module") from None
+        raise AssertionError("SIGINT was not delivered")
+
+    monkeypatch.setattr("meanfield.cli.build_parser", parser_interrupted_while_importing)
+    monkeypatch.setattr(signal, "getsignal", lambda s: signal.default_int_handler)
+    try:
+        assert main(["info", "x.h5"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert capsys.readouterr().err == "meanfield: interrupted\n"
+
+
+def test_an_import_error_without_an_interrupt_is_not_hidden(monkeypatch):
+    def broken():
+        raise ImportError("a real one")
+
+    monkeypatch.setattr("meanfield.cli.build_parser", broken)
+    with pytest.raises(ImportError, match="a real one"):
+        main(["info", "x.h5"])
+
+
 def test_replacing_keeps_the_old_file_on_error_and_clears_stale_temporaries(tmp_path):
     target = tmp_path / "a.txt"
     target.write_text("old")
