@@ -23,6 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+from meanfield import _threading
+
+_threading.apply()  # before NumPy loads, as the `meanfield` command does
+
 REPO = Path(__file__).resolve().parents[1]
 
 
