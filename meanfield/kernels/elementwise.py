@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import vecmath as vm
-from .jit import jit, jit_vector
+from .jit import jit, jit_inline, jit_vector
 
 RELU, SIGMOID, TANH, SOFTPLUS, ERF, LINEAR = 0, 1, 2, 3, 4, 5
 SQUARED, LOGISTIC = 0, 1
@@ -36,53 +36,66 @@ def softplus(z):
 
 
 @jit_vector
-def act_rows(k, S, H, r):
-    """In place over row r of 2-D arrays: ``S[r] <- act_k(S[r])``, ``H[r] <- act_k'(S[r])``
-    (relu'(0) = 0).
+def act_rows(k, S, r, H, rh, rows):
+    """In place over ``rows`` rows of 2-D arrays: ``S[r + q] <- act_k(S[r + q])`` and
+    ``H[rh + q] <- act_k'(S[r + q])`` for q < rows (relu'(0) = 0).
 
     The branch on ``k`` is taken once, outside the loops: each activation has
     its own straight-line loop, which LLVM vectorises (the transcendental
     functions are those of :mod:`meanfield.kernels.vecmath`).  Rows are indexed
-    in place, not taken as views: a view costs a reference count, per row.
+    in place, not taken as views: a view costs a reference count, per row.  (A
+    call costs some 20 ns, as this function is too large to inline: short rows
+    go in one call.)
     """
     n = S.shape[1]
     if k == RELU:
-        for i in range(n):
-            z = S[r, i]
-            pos = z > 0.0
-            S[r, i] = z if pos else 0.0
-            H[r, i] = 1.0 if pos else 0.0
+        for a in range(r, r + rows):
+            b = rh + a - r
+            for i in range(n):
+                z = S[a, i]
+                pos = z > 0.0
+                S[a, i] = z if pos else 0.0
+                H[b, i] = 1.0 if pos else 0.0
     elif k == SIGMOID:
-        for i in range(n):
-            z = S[r, i]
-            e = vm.exp(-abs(z))
-            q = 1.0 / (1.0 + e)
-            v = q if z >= 0.0 else e * q
-            S[r, i] = v
-            H[r, i] = v * (1.0 - v)
+        for a in range(r, r + rows):
+            b = rh + a - r
+            for i in range(n):
+                z = S[a, i]
+                e = vm.exp(-abs(z))
+                p = 1.0 / (1.0 + e)
+                v = p if z >= 0.0 else e * p
+                S[a, i] = v
+                H[b, i] = v * (1.0 - v)
     elif k == TANH:
-        for i in range(n):
-            t = vm.tanh(S[r, i])
-            S[r, i] = t
-            H[r, i] = 1.0 - t * t
+        for a in range(r, r + rows):
+            b = rh + a - r
+            for i in range(n):
+                t = vm.tanh(S[a, i])
+                S[a, i] = t
+                H[b, i] = 1.0 - t * t
     elif k == SOFTPLUS:
-        for i in range(n):
-            z = S[r, i]
-            e = vm.exp(-abs(z))
-            q = 1.0 / (1.0 + e)
-            S[r, i] = max(z, 0.0) + vm.log1p(e)
-            H[r, i] = q if z >= 0.0 else e * q
+        for a in range(r, r + rows):
+            b = rh + a - r
+            for i in range(n):
+                z = S[a, i]
+                e = vm.exp(-abs(z))
+                p = 1.0 / (1.0 + e)
+                S[a, i] = max(z, 0.0) + vm.log1p(e)
+                H[b, i] = p if z >= 0.0 else e * p
     elif k == ERF:
-        for i in range(n):
-            z = S[r, i]
-            S[r, i] = vm.erf(z)
-            H[r, i] = _TWO_OVER_SQRT_PI * vm.exp(-z * z)
+        for a in range(r, r + rows):
+            b = rh + a - r
+            for i in range(n):
+                z = S[a, i]
+                S[a, i] = vm.erf(z)
+                H[b, i] = _TWO_OVER_SQRT_PI * vm.exp(-z * z)
     else:
-        for i in range(n):
-            H[r, i] = 1.0
+        for b in range(rh, rh + rows):
+            for i in range(n):
+                H[b, i] = 1.0
 
 
-@jit
+@jit_inline
 def loss_value(k, f, y):
     """Loss ``k``: squared (f - y)^2 / 2 or logistic log(1 + exp(-y f))."""
     if k == SQUARED:
@@ -91,7 +104,7 @@ def loss_value(k, f, y):
     return softplus(-y * f)
 
 
-@jit
+@jit_inline
 def loss_deriv(k, f, y):
     """Derivative of loss ``k`` with respect to ``f``."""
     if k == SQUARED:
@@ -105,11 +118,11 @@ def activate(k, z, derivative):
     n = z.shape[0]
     S = z.copy().reshape((1, n))
     H = np.empty((1, n))
-    act_rows(k, S, H, 0)
+    act_rows(k, S, 0, H, 0, 1)
     return (H if derivative else S)[0]
 
 
-@jit
+@jit_inline
 def dot_rows(U, a, V, r):
     """sum_i U[a, i] V[r, i] (rows of 2-D arrays), in four interleaved partial sums (a fixed
     order)."""

@@ -61,7 +61,7 @@ def features(P, model, X, S, U, f):
         if D == d + 2:
             for i in range(m):
                 S[j, i] += P[i, d]
-        act_rows(model.act, S, U, j)
+        act_rows(model.act, S, j, U, j, 1)
         total = 0.0
         for i in range(m):
             c = P[i, D - 1]

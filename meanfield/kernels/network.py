@@ -40,10 +40,10 @@ O(n m).
 
 import numpy as np
 
-from .elementwise import loss_deriv, loss_value
-from .jit import jit, jit_parallel
+from .elementwise import act_rows, dot_rows, loss_deriv, loss_value
+from .jit import jit, jit_inline, jit_parallel
 from .structs import Model, Workspace
-from .tiles import (B_ROW, C_ROW, CM_ROW, DB_ROW, DIRECT_MAX_WORK, one_pass, row_features,
+from .tiles import (B_ROW, C_ROW, CM_ROW, DB_ROW, DIRECT_MAX_WORK, one_pass,
                     tile_shape, two_passes)
 
 
@@ -59,143 +59,198 @@ def workspace(n, m, d, tangent):
 
     For outputs only (:func:`model_outputs`), :func:`output_workspace` is enough.
 
-    Fields: ``A`` (d, m) the input weights, transposed (plain-loop path only; the GEMM
-    path reads them from the particles); ``dA`` their displacement (tangent model only;
-    (d, m) on the plain-loop path, (m, d) on the GEMM path); ``F`` (4, m), rows
-    biases b, output weights c, bias displacement db and the multiplier cm of the
-    velocity (c, or c0 for the tangent model) (see :mod:`meanfield.kernels.tiles`); the
-    accumulators, transposed, ``acc`` = [sum_j g_j s' x_j, sum_j g_j s']^T (d + 1, m)
-    and ``accc`` = sum_j g_j s (m,); the tile buffers ``S`` = s(z), ``H`` = g_j s'(z)
-    and ``DZ`` = X_t dA^T (tangent model) (t, mb) (one row each on the plain-loop
-    path); ``ones`` (t,) (empty on the plain-loop path); ``fl``, ``g`` and ``f``
-    the loss, g and output of each row of a tile ((t,); g and f (n,) on the two-pass
-    path).  (The transposed accumulator makes the
-    backward GEMM ``acc = X_t^T H``, with the big tile H as its untransposed right
-    operand: the fast form for BLAS.)
+    Fields: ``F`` (4, m), rows biases b, output weights c, bias displacement db and
+    the multiplier cm of the velocity (c, or c0 for the tangent model) (see
+    :mod:`meanfield.kernels.tiles`); the accumulator, transposed, ``acc`` =
+    [sum_j g_j s' x_j, sum_j g_j s', sum_j g_j s]^T (d + 2, m); the tile buffers ``S`` =
+    s(z), ``H`` = g_j s'(z) and ``DZ`` = X_t dA^T (tangent model) (t, mb); ``dA`` the
+    displacement of the input weights (m, d) (tangent model only); ``ones`` (t,);
+    ``fl``, ``g`` and ``f`` the loss, g and output of each row of a tile ((t,); g and
+    f (n,) on the two-pass path).  (The transposed accumulator makes the backward GEMM
+    ``acc = X_t^T H``, with the big tile H as its untransposed right operand: the fast
+    form for BLAS.)
+
+    On the plain-loop path every buffer is a block of rows of one array ``B``
+    (:func:`_direct_layout`: A^T, dA^T, F, acc, S, H, DZ, with S, H and DZ (n, m)) and
+    the other fields are views of it; ``B`` is empty on the GEMM paths.  (One array:
+    taking an array out of a structure costs a reference count, which a step of a
+    small system would pay once per buffer.)
     """
     return _workspace(n, m, d, tangent, True)
 
 
 @jit
 def output_workspace(n, m, d, tangent):
-    """A :func:`workspace` without the accumulators (empty ``acc``, ``accc``): enough for
-    :func:`model_outputs`, and (d + 2) m entries smaller."""
+    """A :func:`workspace` without the accumulator on the GEMM paths (empty ``acc``):
+    enough for :func:`model_outputs`, and (d + 2) m entries smaller."""
     return _workspace(n, m, d, tangent, False)
 
 
 @jit
 def _workspace(n, m, d, tangent, grad):
     t, mb = tile_shape(n, m, d)
-    r = max(t, 1)
-    direct = d if t == 0 else 0
-    dA = (np.empty((d, m)) if t == 0 else np.empty((m, d))) if tangent else np.empty((0, m))
-    rows = n if mb < m else r
-    ma = m if grad else 0
-    return Workspace(np.empty((direct, m)), dA, np.zeros((4, m)), np.empty((d + 1, ma)),
-                     np.empty(ma), np.empty((r, mb)), np.empty((r, mb)),
-                     np.empty((r if tangent else 0, mb)), np.ones(t), np.empty(r),
+    if t == 0:
+        oA, odA, oF, oacc, oS, oH, oDZ, rows = _direct_layout(n, d, tangent)
+        B = np.zeros((rows, m))
+        return Workspace(B, B[oF:oF + 4], B[oacc:oS], B[oS:oH], B[oH:oDZ], B[oDZ:rows],
+                         B[odA:oF], np.ones(0), np.empty(1), np.empty(1), np.empty(1))
+    rows = n if mb < m else t
+    return Workspace(np.empty((0, 0)), np.zeros((4, m)), np.empty((d + 2 if grad else 0, m)),
+                     np.empty((t, mb)), np.empty((t, mb)), np.empty((t if tangent else 0, mb)),
+                     np.empty((m, d) if tangent else (0, d)), np.ones(t), np.empty(t),
                      np.empty(rows), np.empty(rows))
 
 
-@jit
-def _features(P, Q, tangent, F, A, dA, d):
-    """Fill ``F`` (and on the plain-loop path, where A is not empty, A^T and dA^T) from the
-    particles.
+@jit_inline
+def _particle_rows(P, Q, tangent, F, oF, d):
+    """Rows oF, ... of ``F``: b, c, db, cm from the particles (B_ROW, ... order).
 
     Network (Q = P): features at w, cm = c.  Tangent model: features at w0 = Q,
-    dA = A - A0, db = b - b0, cm = c0.  (Plain arrays: a structure of arrays passed
-    per call costs a reference count per array, which small systems feel.)
+    db = b - b0, cm = c0.
     """
     m, D = P.shape
     bias = D == d + 2
-    direct = A.shape[0] > 0
     for i in range(m):
-        F[B_ROW, i] = Q[i, d] if bias else 0.0
-        F[C_ROW, i] = P[i, D - 1]
-        F[CM_ROW, i] = Q[i, D - 1]
+        F[oF + B_ROW, i] = Q[i, d] if bias else 0.0
+        F[oF + C_ROW, i] = P[i, D - 1]
+        F[oF + CM_ROW, i] = Q[i, D - 1]
         if tangent:
-            F[DB_ROW, i] = P[i, d] - Q[i, d] if bias else 0.0
-    if direct:
+            F[oF + DB_ROW, i] = P[i, d] - Q[i, d] if bias else 0.0
+
+
+@jit_inline
+def _velocity(P, F, cm_row, acc, acc_row, d, lam, V):
+    """V = -m grad_w J from the g-weighted sums in rows acc_row, ... of ``acc`` (cm, the
+    multiplier of the velocity, in row cm_row of ``F``)."""
+    m, D = P.shape
+    for i in range(m):
+        cm = F[cm_row, i]
         for k in range(d):
-            for i in range(m):
-                A[k, i] = Q[i, k]
-                if tangent:
-                    dA[k, i] = P[i, k] - Q[i, k]
-    elif tangent:
-        for i in range(m):
-            for k in range(d):
-                dA[i, k] = P[i, k] - Q[i, k]
+            V[i, k] = -cm * acc[acc_row + k, i] - lam * P[i, k]
+        if D == d + 2:
+            V[i, d] = -cm * acc[acc_row + d, i] - lam * P[i, d]
+        V[i, D - 1] = -acc[acc_row + d + 1, i] - lam * P[i, D - 1]
 
 
 # ----------------------------------------------------------------- plain-loop path
 @jit
-def _preact(A, X, j, S):
-    """S[0] = A^T X[j] for A (d, m); the loops over particles are innermost, so that they
-    vectorise."""
-    m = S.shape[1]
+def _direct_layout(n, d, tangent):
+    """First rows of A^T, dA^T, F, acc, S, H and DZ in the plain-loop buffer, and its
+    number of rows (dA^T and DZ are empty unless ``tangent``)."""
+    oF = 2 * d if tangent else d
+    oacc = oF + 4
+    oS = oacc + d + 2
+    return 0, d, oF, oacc, oS, oS + n, oS + 2 * n, oS + 2 * n + (n if tangent else 0)
+
+
+@jit_inline
+def _transposed(P, model, B, oA, odA):
+    """Rows oA, ... of ``B``: A^T (at w, or at w0 for the tangent model); rows odA, ...:
+    (A - A0)^T (tangent model)."""
+    d = odA - oA
+    Q = model.P0 if model.tangent else P
+    for k in range(d):
+        for i in range(P.shape[0]):
+            B[oA + k, i] = Q[i, k]
+            if model.tangent:
+                B[odA + k, i] = P[i, k] - Q[i, k]
+
+
+@jit_inline
+def _preact(B, oA, X, j, r, ob):
+    """Row r of ``B`` = A^T X[j] + row ob, A^T in rows oA, ... (the loops over particles are
+    innermost, so that they vectorise)."""
+    m = B.shape[1]
     for i in range(m):
-        S[0, i] = 0.0
-    for k in range(A.shape[0]):
+        B[r, i] = B[ob, i]
+    for k in range(X.shape[1]):
         xk = X[j, k]
         for i in range(m):
-            S[0, i] += A[k, i] * xk
+            B[r, i] += B[oA + k, i] * xk
 
 
-@jit
-def _accumulate_row(g, X, j, S, H, acc, accc):
-    """accc += g S[0] and acc += g [X[j]; 1] H[0]^T for one input row."""
+@jit_inline
+def _accumulate_row(g, X, j, B, rs, rh, oacc):
+    """acc += g [X[j]; 1] H^T and its last row += g S, for S, H rows rs, rh of ``B``."""
     d = X.shape[1]
-    m = S.shape[1]
-    for i in range(m):
-        accc[i] += g * S[0, i]
+    m = B.shape[1]
     for k in range(d):
         gx = g * X[j, k]
         for i in range(m):
-            acc[k, i] += gx * H[0, i]
+            B[oacc + k, i] += gx * B[rh, i]
     for i in range(m):
-        acc[d, i] += g * H[0, i]
+        B[oacc + d, i] += g * B[rh, i]
+        B[oacc + d + 1, i] += g * B[rs, i]
 
 
 @jit
-def _direct(model, X, y, ws, grad, out):
-    """Plain-loop path, one input row at a time: outputs into ``out`` (forward), or
-    sum_j loss_j and the g-weighted sums (``grad``).  The arrays are taken out of
-    ``ws`` once: a call that passes a structure of arrays costs a reference count per
-    array."""
-    n = X.shape[0]
-    act, loss, tangent = model.act, model.loss, model.tangent
-    A, dA, F, acc, accc, S, H = ws.A, ws.dA, ws.F, ws.acc, ws.accc, ws.S, ws.H
-    DZ = ws.DZ if tangent else S
-    scale = model.alpha / A.shape[1]
+def _direct_features(P, model, X, B):
+    """Plain-loop path, first half: the particle rows, then S = s(Z), H = s'(Z) for every
+    input row (and the tangent term DZ = s'(Z0) (X dA^T + db)).
+
+    Each phase runs over all rows before the next starts: reading a short row back
+    right after writing it stalls on the stores still in flight."""
+    n, d = X.shape
+    tangent = model.tangent
+    oA, odA, oF, oacc, oS, oH, oDZ, rows = _direct_layout(n, d, tangent)
+    _particle_rows(P, model.P0 if tangent else P, tangent, B, oF, d)
+    _transposed(P, model, B, oA, odA)
+    for j in range(n):
+        _preact(B, oA, X, j, oS + j, oF + B_ROW)
+        if tangent:
+            _preact(B, odA, X, j, oDZ + j, oF + DB_ROW)
+    act_rows(model.act, B, oS, B, oH, n)
+    if tangent:
+        for j in range(n):
+            for i in range(B.shape[1]):
+                B[oDZ + j, i] *= B[oH + j, i]
+
+
+@jit
+def _direct(P, model, X, y, V, B, grad, out):
+    """Plain-loop path, one buffer ``B`` (:func:`_direct_layout`): outputs into ``out``
+    (forward), or the risk sum_j loss_j and the velocity into V (``grad``)."""
+    n, d = X.shape
+    loss, tangent = model.loss, model.tangent
+    oA, odA, oF, oacc, oS, oH, oDZ, rows = _direct_layout(n, d, tangent)
+    _direct_features(P, model, X, B)
+    scale = model.alpha / P.shape[0]
     gscale = 1.0 / (model.alpha * max(n, 1))
-    acc[:] = 0.0
-    accc[:] = 0.0
+    for k in range(oacc, oS):
+        for i in range(B.shape[1]):
+            B[k, i] = 0.0
     total = 0.0
     for j in range(n):
-        _preact(A, X, j, S)
+        fj = dot_rows(B, oF + C_ROW, B, oS + j)
         if tangent:
-            _preact(dA, X, j, DZ)
-        f = scale * row_features(act, tangent, F, S, H, DZ, 0)
+            fj += dot_rows(B, oF + CM_ROW, B, oDZ + j)
+        f = scale * fj
         if grad:
             total += loss_value(loss, f, y[j])
-            _accumulate_row(loss_deriv(loss, f, y[j]) * gscale, X, j, S, H, acc, accc)
+            _accumulate_row(loss_deriv(loss, f, y[j]) * gscale, X, j, B, oS + j, oH + j, oacc)
         else:
             out[j] = f
+    if grad:
+        _velocity(P, B, oF + CM_ROW, B, oacc, d, model.lam, V)
     return total
 
 
 # ------------------------------------------------------------------- entry points
 @jit
-def _velocity(P, cm, acc, accc, lam, V):
-    """V = -m grad_w J from the g-weighted sums (cm the multiplier of the velocity)."""
-    m, D = P.shape
-    d = acc.shape[0] - 1
-    for i in range(m):
-        for k in range(d):
-            V[i, k] = -cm[i] * acc[k, i] - lam * P[i, k]
-        if D == d + 2:
-            V[i, d] = -cm[i] * acc[d, i] - lam * P[i, d]
-        V[i, D - 1] = -accc[i] - lam * P[i, D - 1]
+def direct_risk_and_velocity(P, model, X, y, V, B):
+    """:func:`model_risk_and_velocity` on the plain-loop path, ``B`` its workspace's ``B``
+    (for loops over many small steps, which take ``B`` out of the workspace once)."""
+    return _direct(P, model, X, y, V, B, True, y) / X.shape[0]
+
+
+@jit
+def _displacement(P, model, dA):
+    """dA = A - A0 (GEMM paths, tangent model)."""
+    if model.tangent:
+        Q = model.P0
+        for i in range(P.shape[0]):
+            for k in range(dA.shape[1]):
+                dA[i, k] = P[i, k] - Q[i, k]
 
 
 @jit_parallel
@@ -208,11 +263,13 @@ def model_outputs(P, model, X, ws, out):
     ws : a :func:`workspace` or :func:`output_workspace` for (n, m, d, model.tangent);
     out : (n,) output.
     """
-    _features(P, model.P0 if model.tangent else P, model.tangent, ws.F, ws.A, ws.dA,
-              X.shape[1])
-    if ws.ones.shape[0] == 0:
-        _direct(model, X, out, ws, False, out)
-    elif ws.S.shape[1] == P.shape[0]:
+    B = ws.B
+    if B.shape[0] > 0:
+        _direct(P, model, X, out, P, B, False, out)
+        return
+    _particle_rows(P, model.P0 if model.tangent else P, model.tangent, ws.F, 0, X.shape[1])
+    _displacement(P, model, ws.dA)
+    if ws.S.shape[1] == P.shape[0]:
         one_pass(P, model, X, out, ws, False, out)
     else:
         two_passes(P, model, X, out, ws, False, out)
@@ -234,16 +291,19 @@ def model_risk_and_velocity(P, model, X, y, V, ws):
     float
         R = mean_j loss(f(x_j), y_j).
     """
-    F, acc, accc = ws.F, ws.acc, ws.accc
-    _features(P, model.P0 if model.tangent else P, model.tangent, F, ws.A, ws.dA, X.shape[1])
-    if ws.ones.shape[0] == 0:
-        total = _direct(model, X, y, ws, True, y)
-    elif ws.S.shape[1] == P.shape[0]:
+    n, d = X.shape
+    B = ws.B
+    if B.shape[0] > 0:
+        return direct_risk_and_velocity(P, model, X, y, V, B)
+    F = ws.F
+    _particle_rows(P, model.P0 if model.tangent else P, model.tangent, F, 0, d)
+    _displacement(P, model, ws.dA)
+    if ws.S.shape[1] == P.shape[0]:
         total = one_pass(P, model, X, y, ws, True, y)
     else:
         total = two_passes(P, model, X, y, ws, True, y)
-    _velocity(P, F[CM_ROW], acc, accc, model.lam, V)
-    return total / X.shape[0]
+    _velocity(P, F, CM_ROW, ws.acc, 0, d, model.lam, V)
+    return total / n
 
 
 @jit

@@ -2,8 +2,8 @@ r"""The GEMM paths of :mod:`meanfield.kernels.network`: the sums over data by ti
 
 Notation of :mod:`meanfield.kernels.network`: :math:`Z = X A^T + b`, S = s(Z),
 :math:`H_{ji} = g_j s'(z_{ij})`, outputs :math:`f_j = (\alpha / m) \sum_i c_i S_{ji}`,
-and the g-weighted sums ``acc`` :math:`= [X^T H;\ 1^T H]` ((d + 1, m), transposed)
-and ``accc`` :math:`= S^T g`.  No (n, m) array is ever formed.  Two tilings
+and the g-weighted sums ``acc`` :math:`= [X^T H;\ 1^T H;\ S^T g]` ((d + 2, m),
+transposed).  No (n, m) array is ever formed.  Two tilings
 (:func:`tile_shape` chooses):
 
 * **one pass** (m up to ``MAX_TILE_ELEMS / MIN_TILE_ROWS``): tiles of t data rows
@@ -15,7 +15,7 @@ and ``accc`` :math:`= S^T g`.  No (n, m) array is ever formed.  Two tilings
   GEMMs keep a useful shape and the accumulator block of mb particles stays in
   cache.  Pass one sums the outputs f over the particle blocks; with f, the
   losses and g known, pass two recomputes each tile's Z and accumulates its
-  block of ``acc`` and ``accc`` over the data tiles.  Three GEMMs of the step's
+  block of ``acc`` over the data tiles.  Three GEMMs of the step's
   shape, memory O(t mb + n) beyond the inputs and the accumulators.
 
 Each output entry is summed by one thread in a fixed order (row passes
@@ -74,7 +74,7 @@ def row_features(act, tangent, F, S, H, DZ, r):
     m = S.shape[1]
     for i in range(m):
         S[r, i] += F[B_ROW, i]
-    act_rows(act, S, H, r)
+    act_rows(act, S, r, H, r, 1)
     acc = dot_rows(F, C_ROW, S, r)
     if tangent:
         for i in range(m):
@@ -95,11 +95,11 @@ def _gemms(Q, model, Xt, ws, i0, S, DZ):
 
 @jit
 def _accumulate(Xt, g, ws, i0, S, H, beta, bias):
-    """The tile's part of accc = S^T g and acc = [X^T H; 1^T H] for the particles i0, ..."""
+    """The tile's part of acc = [X^T H; 1^T H; S^T g] for the particles i0, ..."""
     d = Xt.shape[1]
     w = S.shape[1]
     t = Xt.shape[0]
-    gemv_t(1.0, S, g, beta, ws.accc[i0:i0 + w])
+    gemv_t(1.0, S, g, beta, ws.acc[d + 1, i0:i0 + w])
     gemm(True, False, 1.0, Xt, H, beta, ws.acc[:d, i0:i0 + w])
     if bias:
         gemv_t(1.0, H, ws.ones[:t], beta, ws.acc[d, i0:i0 + w])

@@ -23,8 +23,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from .jit import jit, jit_parallel
-from .network import model_risk, model_risk_and_velocity, workspace
+from .jit import jit, jit_inline, jit_parallel
+from .network import direct_risk_and_velocity, model_risk, model_risk_and_velocity, workspace
 from .population import population_risk, population_risk_and_velocity
 
 COLUMNS = ("train_loss", "test_loss", "velocity_sq", "displacement", "scaled_displacement",
@@ -118,7 +118,7 @@ def record_row(row, P, model, data, pop, loop, R, V):
     row[BALANCE_MEAN], row[BALANCE_DRIFT] = balance_mean_and_drift(P, model.P0)
 
 
-@jit
+@jit_inline
 def euler_step(P, V, loop, noise, s):
     """P += eta V, then P += sqrt(2 eta T) xi with xi = noise[s] (when noise is drawn)."""
     m, D = P.shape
@@ -163,13 +163,18 @@ def gd_chunk(P, model, data, pop, loop, noise, obs):
         or exceeded :data:`DIVERGED` (``P`` is then the state that diverged).
     """
     m, D = P.shape
+    X, y = data.X, data.y
     V = np.empty_like(P)
-    ws = workspace(data.X.shape[0], m, data.X.shape[1], model.tangent)
+    ws = workspace(X.shape[0], m, X.shape[1], model.tangent)
+    B = ws.B
     row = 0
     for s in range(loop.nsteps + 1):
         if _ends(loop, s):
             break
-        R = model_risk_and_velocity(P, model, data.X, data.y, V, ws)
+        if B.shape[0] > 0:
+            R = direct_risk_and_velocity(P, model, X, y, V, B)
+        else:
+            R = model_risk_and_velocity(P, model, X, y, V, ws)
         if s < loop.nsteps and not (R <= DIVERGED):
             return s
         if _due(loop, s):
