@@ -36,6 +36,11 @@ rows (2 MiB; there are two, three for the tangent model)."""
 MIN_TILE_ROWS = 64
 """Fewest data rows of a one-pass tile: thinner GEMMs are slow."""
 
+GOOD_TILE_ROWS = 128
+"""Data rows of a one-pass tile at large m where ``MAX_TILE_ELEMS`` allows: the backward
+GEMM reads and writes the whole accumulator once per tile (at n = 4096, d = 100 a step
+at m = 4096 or 16384 is 7-10% faster than with 64 rows)."""
+
 MAX_TILE_ELEMS = 1 << 22
 """Most entries of one tile buffer (32 MiB), whatever m."""
 
@@ -58,7 +63,8 @@ def tile_shape(n, m, d):
         return 0, m
     m = max(m, 1)
     if MIN_TILE_ROWS * m <= MAX_TILE_ELEMS:
-        return max(1, min(n, max(TILE_ELEMS // m, MIN_TILE_ROWS))), m
+        rows = max(TILE_ELEMS // m, min(GOOD_TILE_ROWS, MAX_TILE_ELEMS // m))
+        return max(1, min(n, rows)), m
     return max(1, min(n, MAX_TILE_ELEMS // BLOCK_PARTICLES)), BLOCK_PARTICLES
 
 
