@@ -35,6 +35,14 @@ def softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
+@jit_inline
+def _logistic(z):
+    """(1 / (1 + e^-z), e^-|z|), without overflow and without a branch around the exp."""
+    e = vm.exp(-abs(z))
+    p = 1.0 / (1.0 + e)
+    return (p if z >= 0.0 else e * p), e
+
+
 @jit_vector
 def act_rows(k, S, r, H, rh, rows):
     """In place over ``rows`` rows of 2-D arrays: ``S[r + q] <- act_k(S[r + q])`` and
@@ -60,10 +68,7 @@ def act_rows(k, S, r, H, rh, rows):
         for a in range(r, r + rows):
             b = rh + a - r
             for i in range(n):
-                z = S[a, i]
-                e = vm.exp(-abs(z))
-                p = 1.0 / (1.0 + e)
-                v = p if z >= 0.0 else e * p
+                v, e = _logistic(S[a, i])
                 S[a, i] = v
                 H[b, i] = v * (1.0 - v)
     elif k == TANH:
@@ -78,10 +83,9 @@ def act_rows(k, S, r, H, rh, rows):
             b = rh + a - r
             for i in range(n):
                 z = S[a, i]
-                e = vm.exp(-abs(z))
-                p = 1.0 / (1.0 + e)
+                v, e = _logistic(z)
                 S[a, i] = max(z, 0.0) + vm.log1p(e)
-                H[b, i] = p if z >= 0.0 else e * p
+                H[b, i] = v
     elif k == ERF:
         for a in range(r, r + rows):
             b = rh + a - r
