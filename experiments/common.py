@@ -146,6 +146,7 @@ def train(config, keep_every=None, data=None):
     from meanfield import algorithms, observables
     from meanfield.config import as_config
     from meanfield.data import make_dataset
+    from meanfield.kernels.jit import quiet_numba
     from meanfield.state import seed_streams
 
     config = as_config(config)
@@ -158,7 +159,8 @@ def train(config, keep_every=None, data=None):
     steps, rows = [], []
     kept, kept_steps = [state.particles.copy()], [0]
     while state.step < total and not state.diverged:
-        state = algorithm.advance(state, min(chunk, total - state.step))
+        with quiet_numba():  # as simulate() does where kernels compile
+            state = algorithm.advance(state, min(chunk, total - state.step))
         steps.append(state.records.steps)
         rows.append(state.records.values)
         kept.append(state.particles.copy())
