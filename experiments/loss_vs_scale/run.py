@@ -45,13 +45,10 @@ from common import main, options, run_many  # noqa: E402
 M, D, N = 50, 100, 1000
 PUBLISHED_GD_TAUS = [10 ** (k / 10) for k in range(-22, 11)]
 """tau = 10^(-2.2:0.1:1), 33 values, 10 trials in the paper."""
-GD_TAUS = PUBLISHED_GD_TAUS[::4]
-"""The taus run here: every fourth published one, 10^(-2.2:0.4:1) (see README)."""
 PUBLISHED_SGD_TAUS = [0.01, 0.02, 0.04, *(10 ** (k / 10) for k in range(-10, 1)), 2, 4, 8]
-SGD_TAUS = [PUBLISHED_SGD_TAUS[i] for i in (0, 2, 3, 7, 10, 13, 14, 16)]
-"""0.01, 0.04, 0.1, 10^-0.6, 10^-0.3, 1, 2, 8: eight of the seventeen published."""
-TRIALS = 1
-"""Trials (teacher, data, init) per tau; the paper has 10 (see README)."""
+"""The 17 scales of populationSGD.jl."""
+TRIALS = 10
+"""Trials (teacher, data, init) per tau, as published."""
 GD_STEPS, SGD_STEPS, WINDOW, BATCH = 10_000, 20_000, 2_000, 200
 SGD_K = 1 / BATCH
 """populationSGD.jl's teacher factor (its output divided by the batch size)."""
@@ -114,10 +111,10 @@ def compute(args):
     trials = q.get("trials", TRIALS)
     rows = []
     for panel, taus, steps, make, summarise in (
-            ("gd", q.get("gd_taus", GD_TAUS), q.get("gd_steps", GD_STEPS), gd_config,
-             summarise_gd),
-            ("sgd", q.get("sgd_taus", SGD_TAUS), q.get("sgd_steps", SGD_STEPS), sgd_config,
-             summarise_sgd)):
+            ("gd", q.get("gd_taus", PUBLISHED_GD_TAUS), q.get("gd_steps", GD_STEPS),
+             gd_config, summarise_gd),
+            ("sgd", q.get("sgd_taus", PUBLISHED_SGD_TAUS), q.get("sgd_steps", SGD_STEPS),
+             sgd_config, summarise_sgd)):
         configs = {f"{panel}_tau{tau:.6g}_trial{r}": make(tau, r, steps)
                    for tau in taus for r in range(trials)}
         done = run_many(configs, summarise, args.work / f"published_{panel}", args.jobs,
