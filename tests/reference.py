@@ -674,14 +674,19 @@ def published_loss(W, X, y, scaling):
 
 
 def published_gd(W, X, y, scaling, step, steps):
-    """``steps`` updates W <- W - (step / scaling) grad_W published_loss, rows W_i = (a_i, c_i)."""
+    """``steps`` updates of the authors' ``GDfor2NN`` (``lazy.ipynb``), rows W_i = (a_i, c_i).
+
+    Their ``grad`` is the gradient of ``published_loss`` without the output's factor
+    ``scaling`` (``grad_w2 = temp * gradR``), and the update is
+    ``W <- W - (step / scaling) grad``: a step of ``step`` on L / scaling^2.
+    """
     W = np.array(W, dtype=np.float64)
     n = len(y)
     for _ in range(steps):
         H, f = _published_output(W, X, scaling)
-        r = (f - y) / n                                   # dL/df_j
-        grad_c = scaling * H.T @ r
-        grad_a = scaling * (((H > 0.0) * r[:, None]) * W[:, -1][None, :]).T @ X
+        r = (f - y) / n                                   # gradR
+        grad_c = H.T @ r                                  # grad_w2 = temp * gradR
+        grad_a = (((H > 0.0) * r[:, None]) * W[:, -1][None, :]).T @ X   # grad_w1
         W = W - (step / scaling) * np.hstack([grad_a, grad_c[:, None]])
     return W
 

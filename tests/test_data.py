@@ -316,12 +316,13 @@ def test_sizes_beyond_the_machine_cli(overrides, tmp_path):
 # ------------------------------------------- the published parameterisation
 
 
-def test_published_gd_step_is_the_gradient():
-    # the port's update direction against central finite differences of its loss
+def test_published_gd_step_is_a_gradient_step_on_the_loss_over_scaling_squared():
+    # the port's update against central finite differences of its loss: the authors'
+    # GDfor2NN steps by step on L / scaling^2 (its grad lacks the output's factor scaling)
     rng = np.random.default_rng(0)
     W, X, y = rng.standard_normal((4, 4)), rng.standard_normal((9, 3)), rng.standard_normal(9)
     step, scaling, h = 1e-3, 0.7, 1e-6
-    grad = (W - ref.published_gd(W, X, y, scaling, step, 1)) / (step / scaling)
+    grad = (W - ref.published_gd(W, X, y, scaling, step, 1)) / (step / scaling ** 2)
     fd = np.zeros_like(W)
     for idx in np.ndindex(W.shape):
         E = np.zeros_like(W)
@@ -331,9 +332,9 @@ def test_published_gd_step_is_the_gradient():
     assert np.allclose(grad, fd, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("scaling, tau", [(1.0, 0.5), (0.25, 2.0)])
+@pytest.mark.parametrize("scaling, tau", [(1.0, 0.5), (0.25, 2.0), (8 ** -0.5, 1.0)])
 def test_published_gd_maps_to_alpha_and_lr(scaling, tau, tmp_path):
-    """alpha = m * scaling, lr = alpha * step reproduce the published GD (README)."""
+    """alpha = m * scaling, lr = m * step reproduce the published GD (README)."""
     from meanfield.simulate import simulate
     m, d, step, steps = 8, 5, min(10.0, 0.1 / tau ** 2), 200
     rng = np.random.default_rng(4)
@@ -346,7 +347,7 @@ def test_published_gd_maps_to_alpha_and_lr(scaling, tau, tmp_path):
         "init": {"path": str(tmp_path / "w0.npy")},
         "data": {"d": d, "n_train": 20, "n_test": 30, "teacher_m": 3,
                  "teacher_output": "sum", "teacher_signs": "random"},
-        "train": {"lr": alpha * step, "steps": steps},
+        "train": {"lr": m * step, "steps": steps},
         "record": {"every": steps, "snapshot_every": steps}})
     data = make_dataset(cfg, np.random.default_rng(5))
     run = simulate(cfg, data=data)

@@ -2,7 +2,7 @@
 
 Chizat, Oyallon & Bach (2019), figure 2, from the authors' test_vs_scale.jl
 and populationSGD.jl, in meanfield's keys (README, "The published
-parameterisation": alpha = m * scaling, lr = alpha * step).
+parameterisation": alpha = m * scaling, lr = m * step).
 
 Left, ``test_vs_scale.jl``: d = 100, 1000 training and 1000 test points on
 the sphere, teacher ``sum_j s_j relu(t_j . x)`` (m0 = 3 unit neurons, random

@@ -8,7 +8,7 @@ from ``W ~ N(0, 1)`` entrywise (not symmetrised), 25 000 GD steps of size
 at the end of training, every trial a dot, the mean a line.
 
 In meanfield's keys (README, "The published parameterisation"): alpha =
-m * scaling, lr = alpha * step.  The factor 100 of the teacher is carried by
+m * scaling, lr = m * step.  The factor 100 of the teacher is carried by
 2-homogeneity: with ``W = 10 V``, ``f_W = 100 f_V``, GD on ``W`` against the
 teacher x 100 with step eta is GD on ``V`` against the plain teacher with step
 100 eta, from ``V ~ 0.1 N(0, 1)``, and every loss is 100^2 times the plain one.
@@ -25,10 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import main, options, run_many  # noqa: E402
 
 PUBLISHED_WIDTHS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 512)
-WIDTHS = (2, 8, 64)
-"""The widths run here (see README: the published 13 widths and 10 trials take hours)."""
-TRIALS = 1
-"""Trials (teacher, data; fresh init per m) of the published 10."""
+TRIALS = 10
+"""Trials (teacher, data; fresh init per m), as published."""
 STEPS = 25_000
 TEACHER_FACTOR = 100.0
 """Their teacher's output factor, moved into tau = 1/sqrt(TEACHER_FACTOR) and the step."""
@@ -46,7 +44,7 @@ def settings(name, m):
     """meanfield's (alpha, lr) for the published scaling ``name`` at width ``m``."""
     scaling, step = SCALINGS[name]
     alpha = m * scaling(m)
-    return alpha, alpha * step(m) * TEACHER_FACTOR
+    return alpha, m * step(m) * TEACHER_FACTOR
 
 
 def config(name, m, trial, steps):
@@ -73,7 +71,7 @@ def summarise(result):
 
 def compute(args):
     """One row per (scaling, m, trial); ``published_units`` is 0.1 x their test loss."""
-    widths, steps = (QUICK_WIDTHS, QUICK_STEPS) if args.quick else (WIDTHS, STEPS)
+    widths, steps = (QUICK_WIDTHS, QUICK_STEPS) if args.quick else (PUBLISHED_WIDTHS, STEPS)
     points = [(name, m, r) for name in SCALINGS for m in widths for r in range(TRIALS)]
     configs = {f"{'sqrt' if 'sqrt' in name else 'linear'}_m{m}_trial{r}": config(name, m, r, steps)
                for name, m, r in points}

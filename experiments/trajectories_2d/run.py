@@ -4,7 +4,7 @@ Top row, as published (Chizat, Oyallon & Bach 2019, figure 1, the authors'
 ``illustration.jl``): d = 2, a teacher ``sum_j s_j relu(t_j . x)`` of m0 = 3
 unit neurons with random signs, 15 training (20 test) points on the unit
 circle, m = 16 relu particles without bias, GD with step 0.005 for 10^5 steps
-at scaling 1 (meanfield: alpha = m = 16, lr = alpha * step = 0.08), from unit
+at scaling 1 (meanfield: alpha = m = 16, lr = m * step = 0.08), from unit
 rows a with c ~ U(0, 1), symmetrised, then scaled by tau.  Particles are drawn
 as |c| a, red for c > 0 and blue for c < 0 at the end, at 100 log-spaced
 steps as published; the teacher's neurons t_j are arrows, the unit circle
