@@ -202,7 +202,7 @@ def test_test_vs_m_rows(quick):
     sqrt_rows = np.array([r["scaling"] == "1/sqrt(m)" for r in rows])
     np.testing.assert_allclose(_floats(rows, "alpha"), np.where(sqrt_rows, np.sqrt(m), 1.0),
                                rtol=1e-6)
-    lr = np.where(sqrt_rows, np.sqrt(m) / m, 0.05 / m) * 100
+    lr = m * np.where(sqrt_rows, 1 / m, 0.05 / m) * 100     # m x their step x the teacher's 100
     np.testing.assert_allclose(_floats(rows, "lr"), lr, rtol=1e-6)
     np.testing.assert_allclose(_floats(rows, "published_units"),
                                1e3 * _floats(rows, "final_test_loss"), rtol=1e-5)
