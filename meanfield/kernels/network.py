@@ -254,6 +254,17 @@ def _displacement(P, model, dA):
 
 
 @jit_parallel
+def _gemm_paths(P, model, X, y, ws, grad, out):
+    """The GEMM paths (arguments and result as :func:`~.tiles.one_pass`): the particle
+    rows of ``ws.F`` and the displacement, then one pass or two (:func:`tile_shape`)."""
+    _particle_rows(P, model.P0 if model.tangent else P, model.tangent, ws.F, 0, X.shape[1])
+    _displacement(P, model, ws.dA)
+    if ws.S.shape[1] == P.shape[0]:
+        return one_pass(P, model, X, y, ws, grad, out)
+    return two_passes(P, model, X, y, ws, grad, out)
+
+
+@jit_parallel
 def model_outputs(P, model, X, ws, out):
     """Outputs of the network (or of its tangent model at ``model.P0``) at the rows of X.
 
@@ -267,12 +278,7 @@ def model_outputs(P, model, X, ws, out):
     if B.shape[0] > 0:
         _direct(P, model, X, out, P, B, False, out)
         return
-    _particle_rows(P, model.P0 if model.tangent else P, model.tangent, ws.F, 0, X.shape[1])
-    _displacement(P, model, ws.dA)
-    if ws.S.shape[1] == P.shape[0]:
-        one_pass(P, model, X, out, ws, False, out)
-    else:
-        two_passes(P, model, X, out, ws, False, out)
+    _gemm_paths(P, model, X, out, ws, False, out)
 
 
 @jit_parallel
@@ -295,14 +301,8 @@ def model_risk_and_velocity(P, model, X, y, V, ws):
     B = ws.B
     if B.shape[0] > 0:
         return direct_risk_and_velocity(P, model, X, y, V, B)
-    F = ws.F
-    _particle_rows(P, model.P0 if model.tangent else P, model.tangent, F, 0, d)
-    _displacement(P, model, ws.dA)
-    if ws.S.shape[1] == P.shape[0]:
-        total = one_pass(P, model, X, y, ws, True, y)
-    else:
-        total = two_passes(P, model, X, y, ws, True, y)
-    _velocity(P, F, CM_ROW, ws.acc, 0, d, model.lam, V)
+    total = _gemm_paths(P, model, X, y, ws, True, y)
+    _velocity(P, ws.F, CM_ROW, ws.acc, 0, d, model.lam, V)
     return total / n
 
 

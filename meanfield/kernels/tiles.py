@@ -39,7 +39,7 @@ MIN_TILE_ROWS = 64
 GOOD_TILE_ROWS = 128
 """Data rows of a one-pass tile at large m where ``MAX_TILE_ELEMS`` allows: the backward
 GEMM reads and writes the whole accumulator once per tile (at n = 4096, d = 100 a step
-at m = 4096 or 16384 is 7-10% faster than with 64 rows)."""
+at m = 4096 or 16384 is 7-11% faster than with 64 rows)."""
 
 MAX_TILE_ELEMS = 1 << 22
 """Most entries of one tile buffer (32 MiB), whatever m."""
