@@ -118,9 +118,17 @@ def _tile_pass(model, grad, ws, y, j0, t):
 
     Outputs to ``ws.f``; with ``grad`` also the losses to ``ws.fl``, g to ``ws.g``,
     and row r of ``H`` is scaled by g_r.  (The arrays are taken out of ``ws``
-    before the parallel loop: Numba loses writes through a tuple field there.)
+    before the parallel loop, one statement each: Numba loses writes through a tuple
+    field there, and through names bound by one tuple assignment when the loop body
+    has no inner loop.)
     """
-    S, H, DZ, F, f, fl, g = ws.S, ws.H, ws.DZ, ws.F, ws.f, ws.fl, ws.g
+    S = ws.S
+    H = ws.H
+    DZ = ws.DZ
+    F = ws.F
+    f = ws.f
+    fl = ws.fl
+    g = ws.g
     act, loss, tangent = model.act, model.loss, model.tangent
     scale = model.alpha / S.shape[1]
     gscale = 1.0 / (model.alpha * y.shape[0])
