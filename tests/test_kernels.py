@@ -15,12 +15,15 @@ from meanfield.kernels import make_model, make_population, model_risk_and_veloci
 from meanfield.kernels import workspace
 from meanfield.kernels.training import COLUMNS, Data, gd_chunk, make_loop
 from meanfield.kernels.network import DIRECT_MAX_WORK, tile_rows
-from meanfield.kernels.tiles import tile_shape
+from meanfield.kernels.tiles import (BLOCK_PARTICLES, MAX_TILE_ELEMS, MIN_TILE_ROWS,
+                                    tile_shape)
 from meanfield.losses import IDS as LOSS
 
 # (n, m, d): the first runs the plain-loop path, the second the GEMM path (one tile)
 SIZES = [(7, 6, 3), (300, 40, 8)]
 CASES = list(itertools.product(ACTIVATIONS, ("squared", "logistic"), (False, True)))
+TWO_PASS_M = MAX_TILE_ELEMS // MIN_TILE_ROWS + BLOCK_PARTICLES // 2
+"""Particles enough for the two-pass path, the last block partial."""
 
 
 def test_sizes_cover_both_paths():
@@ -91,9 +94,10 @@ def test_50_gd_steps_match_reference(act, loss, bias, size):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads to compare")
-@pytest.mark.parametrize("n,m,d", [(3000, 64, 20), (50, 70000, 3)])
+@pytest.mark.parametrize("n,m,d", [(3000, 64, 20), (600, 2048, 4), (50, TWO_PASS_M, 3)])
 def test_results_do_not_depend_on_thread_count(n, m, d):
-    """One thread and all threads give bit-identical results (one-pass and two-pass paths)."""
+    """One thread and all threads give bit-identical results (one-pass path with one tile
+    and with several, two-pass path): the lanes' sums have a fixed order."""
     P, X, y = make_problem(n, m, d, True, "squared", seed=2)
     saved = numba.get_num_threads()
     results = []
@@ -114,7 +118,7 @@ def test_results_do_not_depend_on_thread_count(n, m, d):
                                            ("softplus", "squared", True)])
 def test_two_pass_path_over_particle_blocks(act, loss, bias):
     """m large enough for the two-pass path, the last particle block partial."""
-    n, m, d = 40, 70000, 3
+    n, m, d = 40, TWO_PASS_M, 3
     t, mb = tile_shape(n, m, d)
     assert 0 < t and mb < m and m % mb != 0
     P0, X, y = make_problem(n, m, d, bias, loss, seed=5)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import vecmath as vm
-from .jit import jit, jit_inline, jit_vector
+from .jit import jit, jit_inline, jit_sum, jit_vector
 
 RELU, SIGMOID, TANH, SOFTPLUS, ERF, LINEAR = 0, 1, 2, 3, 4, 5
 SQUARED, LOGISTIC = 0, 1
@@ -126,18 +126,11 @@ def activate(k, z, derivative):
     return (H if derivative else S)[0]
 
 
-@jit_inline
+@jit_sum
 def dot_rows(U, a, V, r):
-    """sum_i U[a, i] V[r, i] (rows of 2-D arrays), in four interleaved partial sums (a fixed
-    order)."""
-    n = V.shape[1]
-    n4 = n - n % 4
-    s0 = s1 = s2 = s3 = 0.0
-    for i in range(0, n4, 4):
-        s0 += U[a, i] * V[r, i]
-        s1 += U[a, i + 1] * V[r, i + 1]
-        s2 += U[a, i + 2] * V[r, i + 2]
-        s3 += U[a, i + 3] * V[r, i + 3]
-    for i in range(n4, n):
-        s0 += U[a, i] * V[r, i]
-    return (s0 + s1) + (s2 + s3)
+    """sum_i U[a, i] V[r, i] (rows of 2-D arrays), in vector partial sums (see
+    :data:`~.jit.jit_sum`)."""
+    total = 0.0
+    for i in range(V.shape[1]):
+        total += U[a, i] * V[r, i]
+    return total

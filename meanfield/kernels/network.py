@@ -43,7 +43,7 @@ import numpy as np
 from .elementwise import act_rows, dot_rows, loss_deriv, loss_value
 from .jit import jit, jit_inline, jit_parallel
 from .structs import Model, Workspace
-from .tiles import (B_ROW, C_ROW, CM_ROW, DB_ROW, DIRECT_MAX_WORK, one_pass,
+from .tiles import (B_ROW, C_ROW, CM_ROW, DB_ROW, DIRECT_MAX_WORK, lanes, one_pass,
                     tile_shape, two_passes)
 
 
@@ -62,13 +62,14 @@ def workspace(n, m, d, tangent):
     Fields: ``F`` (4, m), rows biases b, output weights c, bias displacement db and
     the multiplier cm of the velocity (c, or c0 for the tangent model) (see
     :mod:`meanfield.kernels.tiles`); the accumulator, transposed, ``acc`` =
-    [sum_j g_j s' x_j, sum_j g_j s', sum_j g_j s]^T (d + 2, m); the tile buffers ``S`` =
-    s(z), ``H`` = g_j s'(z) and ``DZ`` = X_t dA^T (tangent model) (t, mb); ``dA`` the
-    displacement of the input weights (m, d) (tangent model only); ``ones`` (t,);
-    ``fl``, ``g`` and ``f`` the loss, g and output of each row of a tile ((t,); g and
-    f (n,) on the two-pass path).  (The transposed accumulator makes the backward GEMM
-    ``acc = X_t^T H``, with the big tile H as its untransposed right operand: the fast
-    form for BLAS.)
+    [sum_j g_j s' x_j, sum_j g_j s', sum_j g_j s]^T (d + 2, m); the tile ``S`` (t, mb)
+    (Z, then H = g_j s'(z), in place) and for the tangent model ``DZ`` = X_t dA^T
+    (t, mb); per lane of the row pass the derivative row ``H`` (L, mb) and the partial
+    sums ``part`` (L, 2, mb) of sum_j g_j s' and sum_j g_j s (empty without the
+    accumulator); ``dA`` the displacement of the input weights (m, d) (tangent model
+    only); ``fl``, ``g`` and ``f`` the loss, g and output of each row (n,).  (The
+    transposed accumulator makes the backward GEMM ``acc = X_t^T H``, with the big tile
+    as its untransposed right operand: the fast form for BLAS.)
 
     On the plain-loop path every buffer is a block of rows of one array ``B``
     (:func:`_direct_layout`: A^T, dA^T, F, acc, S, H, DZ, with S, H and DZ (n, m)) and
@@ -93,12 +94,13 @@ def _workspace(n, m, d, tangent, grad):
         oA, odA, oF, oacc, oS, oH, oDZ, rows = _direct_layout(n, d, tangent)
         B = np.zeros((rows, m))
         return Workspace(B, B[oF:oF + 4], B[oacc:oS], B[oS:oH], B[oH:oDZ], B[oDZ:rows],
-                         B[odA:oF], np.ones(0), np.empty(1), np.empty(1), np.empty(1))
-    rows = n if mb < m else t
+                         B[odA:oF], np.empty((0, 2, 0)), np.empty(1), np.empty(1), np.empty(1))
+    L = lanes(t)
     return Workspace(np.empty((0, 0)), np.zeros((4, m)), np.empty((d + 2 if grad else 0, m)),
-                     np.empty((t, mb)), np.empty((t, mb)), np.empty((t if tangent else 0, mb)),
-                     np.empty((m, d) if tangent else (0, d)), np.ones(t), np.empty(t),
-                     np.empty(rows), np.empty(rows))
+                     np.empty((t, mb)), np.empty((L, mb)), np.empty((t if tangent else 0, mb)),
+                     np.empty((m, d) if tangent else (0, d)),
+                     np.empty((L if grad else 0, 2, mb)), np.empty(n), np.empty(n),
+                     np.empty(n))
 
 
 @jit_inline

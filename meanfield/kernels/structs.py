@@ -27,8 +27,8 @@ Population = namedtuple("Population", ["T", "act", "alpha", "lam", "noise", "sph
 Population.__doc__ = """Teacher T (m0, d + 1) with the student's activation id, the student's
 alpha and lam, the label-noise standard deviation and the input law (sphere or Gaussian)."""
 
-Workspace = namedtuple("Workspace", ["B", "F", "acc", "S", "H", "DZ", "dA", "ones", "fl", "g",
-                                     "f"])
+Workspace = namedtuple("Workspace", ["B", "F", "acc", "S", "H", "DZ", "dA", "part", "fl",
+                                     "g", "f"])
 Workspace.__doc__ = """Buffers of :func:`meanfield.kernels.network.workspace` (see there)."""
 
 

@@ -7,45 +7,56 @@ transposed).  No (n, m) array is ever formed.  Two tilings
 (:func:`tile_shape` chooses):
 
 * **one pass** (m up to ``MAX_TILE_ELEMS / MIN_TILE_ROWS``): tiles of t data rows
-  and all m particles.  Per tile: :math:`Z_t = X_t A^T` (GEMM), one ``prange`` pass
-  over its rows (activation, derivative, output, loss, g, H), then
-  :math:`S_t^T g_t` (GEMV) and :math:`X_t^T H_t` (GEMM, accumulated in place).
-  Two GEMMs of the step's shape in all.
+  and all m particles, in one buffer.  Per tile: :math:`Z_t = X_t A^T` (GEMM)
+  into the buffer, one parallel pass over its rows (:func:`_row_pass`), then
+  :math:`X_t^T H_t` (GEMM, accumulated in place).  Each row is finished while
+  it is in cache: activation and derivative, output, loss and g, its shares of
+  :math:`1^T H` and :math:`S^T g`, and the row of H written over it.  Two GEMMs
+  of the step's shape in all.
 * **two passes** (larger m): tiles of t data rows by mb particles, so that both
   GEMMs keep a useful shape and the accumulator block of mb particles stays in
   cache.  Pass one sums the outputs f over the particle blocks; with f, the
-  losses and g known, pass two recomputes each tile's Z and accumulates its
-  block of ``acc`` over the data tiles.  Three GEMMs of the step's
-  shape, memory O(t mb + n) beyond the inputs and the accumulators.
+  losses and g known, pass two recomputes each tile's Z and does the row work
+  with the known g.  Three GEMMs of the step's shape, memory O(t mb + n)
+  beyond the inputs and the accumulators.
 
-Each output entry is summed by one thread in a fixed order (row passes
-parallelise over rows; BLAS splits only the output entries among its
-threads), so results do not depend on the number of threads.
+The row pass runs in a fixed number of lanes (:func:`lanes`, not the number of
+threads): lane q takes rows q, q + L, ... in order and adds their shares of
+:math:`1^T H` and :math:`S^T g` into its own partial sums ``part[q]``, which are
+added in lane order when a particle block has seen every data tile.  BLAS
+computes each output entry with one thread over the whole inner dimension.  So
+every sum has a fixed order and the results do not depend on the number of
+threads.
 """
+
+from collections import namedtuple
 
 from numba import prange
 
-from .blas import gemm, gemv_t
+from .blas import gemm
 from .elementwise import act_rows, dot_rows, loss_deriv, loss_value
 from .jit import jit, jit_parallel
 
 TILE_ELEMS = 1 << 18
-"""Entries of one tile buffer of the one-pass path while that gives ``MIN_TILE_ROWS``
-rows (2 MiB; there are two, three for the tangent model)."""
+"""Entries of the tile buffer of the one-pass path while that gives ``GOOD_TILE_ROWS``
+rows or more (2 MiB)."""
 
 MIN_TILE_ROWS = 64
 """Fewest data rows of a one-pass tile: thinner GEMMs are slow."""
 
 GOOD_TILE_ROWS = 128
-"""Data rows of a one-pass tile at large m where ``MAX_TILE_ELEMS`` allows: the backward
-GEMM reads and writes the whole accumulator once per tile (at n = 4096, d = 100 a step
-at m = 4096 or 16384 is 7-11% faster than with 64 rows)."""
+"""Data rows of a one-pass tile at large m where ``MAX_TILE_ELEMS`` allows: the forward
+GEMM packs all of A once per tile, and the backward GEMM reads and writes the whole
+accumulator once per tile."""
 
-MAX_TILE_ELEMS = 1 << 22
-"""Most entries of one tile buffer (32 MiB), whatever m."""
+MAX_TILE_ELEMS = 1 << 23
+"""Most entries of the tile buffer (64 MiB; the tangent model has a second), whatever m."""
 
 BLOCK_PARTICLES = 4096
 """Particles per block on the two-pass path."""
+
+LANES = 8
+"""Lanes of the row pass (fewer when a tile has fewer rows)."""
 
 DIRECT_MAX_WORK = 1 << 16
 """Systems with n * m * d below this use the plain-loop path."""
@@ -53,6 +64,12 @@ DIRECT_MAX_WORK = 1 << 16
 B_ROW, C_ROW, DB_ROW, CM_ROW = range(4)
 """Rows of the per-particle vectors ``F`` (4, m): biases b, output weights c, bias
 displacement db (tangent model) and the multiplier cm of the velocity."""
+
+Tile = namedtuple("Tile", ["F", "S", "H", "DZ", "part", "bias"])
+Tile.__doc__ = """The buffers of the particles of one tile: their rows of ``F`` (4, w), the
+tile ``S`` (t, w) (Z, then H), the derivative rows ``H`` (L, w) and partial sums ``part``
+(L, 2, w) of the lanes, and ``DZ`` (t, w) (tangent model); ``bias``: whether the
+particles have biases (else the rows skip adding b and summing 1^T H)."""
 
 
 @jit
@@ -69,160 +86,187 @@ def tile_shape(n, m, d):
 
 
 @jit
-def row_features(act, tangent, F, S, H, DZ, r):
-    """Row r of a tile: S[r] <- s(S[r] + b), H[r] <- s'(S[r] + b); returns the output sum.
+def lanes(t):
+    """Lanes of the row pass of a tile of t rows."""
+    return max(1, min(LANES, t))
 
-    The output sum is sum_i c_i s(z_i) (plus sum_i cm_i s'(z_i) (DZ[r, i] + db_i)
-    for the tangent model, with DZ[r, i] <- s'(z_i) (DZ[r, i] + db_i)); b, c, db, cm
-    are the rows of ``F``.  (Rows are indexed in place and only plain arrays are
-    passed: a view or a structure of arrays costs a reference count per call.)
+
+@jit
+def _features(act, tangent, tile, r, q):
+    """Row r of a tile: S[r] <- s(S[r] + b) and lane row H[q] <- s'(S[r] + b); returns
+    the output sum sum_i c_i s(z_i).
+
+    For the tangent model the sum also has sum_i cm_i s'(z_i) (DZ[r, i] + db_i), with
+    DZ[r, i] <- s'(z_i) (DZ[r, i] + db_i); b, c, db, cm are the rows of ``tile.F``.
+    (Rows are indexed in place, not taken as views: a view costs a reference count
+    per call.)
     """
-    m = S.shape[1]
-    for i in range(m):
-        S[r, i] += F[B_ROW, i]
-    act_rows(act, S, r, H, r, 1)
+    F = tile.F
+    S = tile.S
+    H = tile.H
+    if tile.bias:
+        for i in range(S.shape[1]):
+            S[r, i] += F[B_ROW, i]
+    act_rows(act, S, r, H, q, 1)
     acc = dot_rows(F, C_ROW, S, r)
     if tangent:
-        for i in range(m):
-            DZ[r, i] = H[r, i] * (DZ[r, i] + F[DB_ROW, i])
+        DZ = tile.DZ
+        for i in range(S.shape[1]):
+            DZ[r, i] = H[q, i] * (DZ[r, i] + F[DB_ROW, i])
         acc += dot_rows(F, CM_ROW, DZ, r)
     return acc
 
 
 @jit
-def _gemms(Q, model, Xt, ws, i0, S, DZ):
-    """Z_t = X_t A^T of the particles i0, ..., into S (and X_t dA^T into DZ, tangent model)."""
-    d = Xt.shape[1]
-    w = S.shape[1]
-    gemm(False, True, 1.0, Xt, Q[i0:i0 + w, :d], 0.0, S)
-    if model.tangent:
-        gemm(False, True, 1.0, Xt, ws.dA[i0:i0 + w], 0.0, DZ)
+def _backward_row(tile, r, q, g):
+    """Lane q's partial sums part[q] += g [s'(z); s(z)] of row r, and S[r] <- g s'(z):
+    the row of H, the backward GEMM's operand."""
+    S = tile.S
+    H = tile.H
+    part = tile.part
+    if tile.bias:
+        for i in range(S.shape[1]):
+            h = g * H[q, i]
+            part[q, 0, i] += h
+            part[q, 1, i] += g * S[r, i]
+            S[r, i] = h
+    else:
+        for i in range(S.shape[1]):
+            part[q, 1, i] += g * S[r, i]
+            S[r, i] = g * H[q, i]
 
 
-@jit
-def _accumulate(Xt, g, ws, i0, S, H, beta, bias):
-    """The tile's part of acc = [X^T H; 1^T H; S^T g] for the particles i0, ..."""
-    d = Xt.shape[1]
-    w = S.shape[1]
-    t = Xt.shape[0]
-    gemv_t(1.0, S, g, beta, ws.acc[d + 1, i0:i0 + w])
-    gemm(True, False, 1.0, Xt, H, beta, ws.acc[:d, i0:i0 + w])
-    if bias:
-        gemv_t(1.0, H, ws.ones[:t], beta, ws.acc[d, i0:i0 + w])
-
-
-# --------------------------------------------------------------------- one pass
 @jit_parallel
-def _tile_pass(model, grad, ws, y, j0, t):
-    """The elementwise work of one tile of t rows starting at data row j0, in parallel over rows.
+def _row_pass(model, tile, ws, y, j0, t, grad, blocks):
+    """The t rows of a tile (data rows j0, ...) in parallel over lanes.
 
-    Outputs to ``ws.f``; with ``grad`` also the losses to ``ws.fl``, g to ``ws.g``,
-    and row r of ``H`` is scaled by g_r.  (The arrays are taken out of ``ws``
-    before the parallel loop, one statement each: Numba loses writes through a tuple
-    field there, and through names bound by one tuple assignment when the loop body
-    has no inner loop.)
+    One pass (not ``blocks``): f_j into ``ws.f``, and with ``grad`` the loss into
+    ``ws.fl``, g_j into ``ws.g`` and the backward rows.  Two passes: the block's
+    share of f_j is added to ``ws.f`` (pass one), or, with ``grad``, the backward rows
+    use the g_j of ``ws.g`` (pass two).  (The arrays that the loop body itself writes
+    are taken out of ``ws`` before the loop, one statement each: Numba can lose the
+    writes of a ``prange`` loop through a tuple field, or through names bound by one
+    tuple assignment; the row helpers, plain functions, take theirs from the tile.)
     """
-    S = ws.S
-    H = ws.H
-    DZ = ws.DZ
-    F = ws.F
     f = ws.f
     fl = ws.fl
     g = ws.g
+    L = tile.H.shape[0]
     act, loss, tangent = model.act, model.loss, model.tangent
-    scale = model.alpha / S.shape[1]
+    scale = model.alpha / ws.F.shape[1]
     gscale = 1.0 / (model.alpha * y.shape[0])
-    for r in prange(t):
-        fr = scale * row_features(act, tangent, F, S, H, DZ, r)
-        f[r] = fr
+    for q in prange(L):
+        for r in range(q, t, L):
+            j = j0 + r
+            fr = scale * _features(act, tangent, tile, r, q)
+            if blocks:
+                if not grad:
+                    f[j] += fr
+            else:
+                f[j] = fr
+                if grad:
+                    fl[j] = loss_value(loss, fr, y[j])
+                    g[j] = loss_deriv(loss, fr, y[j]) * gscale
+            if grad:
+                _backward_row(tile, r, q, g[j])
+
+
+@jit
+def _forward_gemms(Q, model, Xt, ws, i0, tile):
+    """Z_t = X_t A^T of the particles i0, ..., into the tile (and X_t dA^T into DZ,
+    tangent model)."""
+    t, d = Xt.shape
+    w = tile.S.shape[1]
+    gemm(False, True, 1.0, Xt, Q[i0:i0 + w, :d], 0.0, tile.S[:t])
+    if model.tangent:
+        gemm(False, True, 1.0, Xt, ws.dA[i0:i0 + w], 0.0, tile.DZ[:t])
+
+
+@jit
+def _lane_sums(tile, acc, i0):
+    """acc[d] = 1^T H and acc[d + 1] = S^T g of the particles i0, ...: the lanes' partial
+    sums, added in lane order."""
+    part = tile.part
+    d = acc.shape[0] - 2
+    for k in range(2):
+        for i in range(part.shape[2]):
+            total = 0.0
+            for q in range(part.shape[0]):
+                total += part[q, k, i]
+            acc[d + k, i0 + i] = total
+
+
+@jit_parallel
+def _sweep(P, model, X, y, ws, tile, i0, grad):
+    """The particles i0, ... of ``tile`` against every data tile: the rows' work
+    (:func:`_row_pass`) and with ``grad`` the g-weighted sums of these particles into
+    ``ws.acc``."""
+    n, d = X.shape
+    t = tile.S.shape[0]
+    w = tile.S.shape[1]
+    Q = model.P0 if model.tangent else P
+    blocks = w < P.shape[0]
+    if grad:
+        tile.part[:] = 0.0
+    for j0 in range(0, n, t):
+        tt = min(t, n - j0)
+        Xt = X[j0:j0 + tt]
+        _forward_gemms(Q, model, Xt, ws, i0, tile)
+        _row_pass(model, tile, ws, y, j0, tt, grad, blocks)
         if grad:
-            yj = y[j0 + r]
-            fl[r] = loss_value(loss, fr, yj)
-            gr = loss_deriv(loss, fr, yj) * gscale
-            g[r] = gr
-            for i in range(H.shape[1]):
-                H[r, i] *= gr
+            gemm(True, False, 1.0, Xt, tile.S[:tt], 0.0 if j0 == 0 else 1.0,
+                 ws.acc[:d, i0:i0 + w])
+    if grad:
+        _lane_sums(tile, ws.acc, i0)
+
+
+@jit
+def _loss_sum(ws, n):
+    """sum_j loss_j over the n rows, in order."""
+    total = 0.0
+    for j in range(n):
+        total += ws.fl[j]
+    return total
 
 
 @jit_parallel
 def one_pass(P, model, X, y, ws, grad, out):
     """One-pass path: outputs into ``out`` (forward), or sum_j loss_j and the
     g-weighted sums (``grad``)."""
-    n, d = X.shape
-    t = ws.S.shape[0]
-    Q = model.P0 if model.tangent else P
-    bias = P.shape[1] == d + 2
-    total = 0.0
-    for j0 in range(0, n, t):
-        tt = min(t, n - j0)
-        Xt = X[j0:j0 + tt]
-        _gemms(Q, model, Xt, ws, 0, ws.S[:tt], ws.DZ[:tt])
-        _tile_pass(model, grad, ws, y, j0, tt)
-        if grad:
-            for r in range(tt):
-                total += ws.fl[r]
-            _accumulate(Xt, ws.g[:tt], ws, 0, ws.S[:tt], ws.H[:tt], 0.0 if j0 == 0 else 1.0,
-                        bias)
-        else:
-            out[j0:j0 + tt] = ws.f[:tt]
-    return total
-
-
-# -------------------------------------------------------------------- two passes
-@jit_parallel
-def _block_pass(model, scale, F, S, H, DZ, f, g):
-    """Rows of one (t, mb) tile in parallel: pass one adds ``scale`` sum_i c_i s(z_ri)
-    (over the block) to ``f[r]``; pass two (``g`` not empty) scales row r of H by g_r."""
-    act, tangent = model.act, model.tangent
-    for r in prange(S.shape[0]):
-        fr = row_features(act, tangent, F, S, H, DZ, r)
-        if g.shape[0] == 0:
-            f[r] += scale * fr
-        else:
-            for i in range(H.shape[1]):
-                H[r, i] *= g[r]
+    n = X.shape[0]
+    tile = Tile(ws.F, ws.S, ws.H, ws.DZ, ws.part, P.shape[1] == X.shape[1] + 2)
+    _sweep(P, model, X, y, ws, tile, 0, grad)
+    if not grad:
+        out[:n] = ws.f[:n]
+        return 0.0
+    return _loss_sum(ws, n)
 
 
 @jit_parallel
-def _sweep(P, model, X, ws, second, bias):
-    """One pass over every (data tile, particle block): the outputs into ``ws.f`` (first
-    pass), or the g-weighted sums from ``ws.g`` (second pass)."""
-    n, d = X.shape
+def _blocks(P, model, X, y, ws, grad):
+    """:func:`_sweep` over every particle block (two-pass path)."""
     m = P.shape[0]
-    t, mb = ws.S.shape
-    Q = model.P0 if model.tangent else P
-    scale = model.alpha / m
-    f, g = ws.f[:n], ws.g[:n]
-    if not second:
-        f[:] = 0.0
+    mb = ws.S.shape[1]
     for i0 in range(0, m, mb):
         w = min(mb, m - i0)
-        F = ws.F[:, i0:i0 + w]
-        for j0 in range(0, n, t):
-            tt = min(t, n - j0)
-            Xt = X[j0:j0 + tt]
-            S, H, DZ = ws.S[:tt, :w], ws.H[:tt, :w], ws.DZ[:tt, :w]
-            _gemms(Q, model, Xt, ws, i0, S, DZ)
-            if second:
-                _block_pass(model, scale, F, S, H, DZ, f[j0:j0 + tt], g[j0:j0 + tt])
-                _accumulate(Xt, g[j0:j0 + tt], ws, i0, S, H, 0.0 if j0 == 0 else 1.0, bias)
-            else:
-                _block_pass(model, scale, F, S, H, DZ, f[j0:j0 + tt], g[:0])
+        tile = Tile(ws.F[:, i0:i0 + w], ws.S[:, :w], ws.H[:, :w], ws.DZ[:, :w],
+                    ws.part[:, :, :w], P.shape[1] == X.shape[1] + 2)
+        _sweep(P, model, X, y, ws, tile, i0, grad)
 
 
 @jit_parallel
 def two_passes(P, model, X, y, ws, grad, out):
     """Two-pass path, same contract as :func:`one_pass`."""
-    n, d = X.shape
-    _sweep(P, model, X, ws, False, False)
+    n = X.shape[0]
     f = ws.f
+    f[:n] = 0.0
+    _blocks(P, model, X, y, ws, False)
     if not grad:
         out[:n] = f[:n]
         return 0.0
     gscale = 1.0 / (model.alpha * n)
-    total = 0.0
     for j in range(n):
-        total += loss_value(model.loss, f[j], y[j])
+        ws.fl[j] = loss_value(model.loss, f[j], y[j])
         ws.g[j] = loss_deriv(model.loss, f[j], y[j]) * gscale
-    _sweep(P, model, X, ws, True, P.shape[1] == d + 2)
-    return total
+    _blocks(P, model, X, y, ws, True)
+    return _loss_sum(ws, n)
