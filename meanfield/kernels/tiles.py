@@ -56,7 +56,8 @@ BLOCK_PARTICLES = 4096
 """Particles per block on the two-pass path."""
 
 LANES = 8
-"""Lanes of the row pass (fewer when a tile has fewer rows)."""
+"""Lanes of the row pass (fewer when a tile has fewer rows): a constant, not the number
+of threads, so that the order of the lanes' sums never changes."""
 
 DIRECT_MAX_WORK = 1 << 16
 """Systems with n * m * d below this use the plain-loop path."""
